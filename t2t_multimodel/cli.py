@@ -1,0 +1,43 @@
+"""Shared plumbing of the three thin CLIs: user mistakes become one line and exit code 2."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+
+from t2t_multimodel.hparams.base import HParamsError
+from t2t_multimodel.problem import MissingDataError
+from t2t_multimodel.registry import UnknownNameError
+
+# Errors that are the user's mistake, not a bug: no traceback for these.
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    UnknownNameError, HParamsError, MissingDataError, FileNotFoundError, NotADirectoryError,
+)
+
+
+class UsageError(ValueError):
+  """A bad flag combination, reported as one line."""
+
+
+@contextlib.contextmanager
+def user_errors(program: str):
+  """Turns USER_ERRORS and UsageError into `program: error: <one line>` and exit code 2."""
+  try:
+    yield
+  except (UsageError, *USER_ERRORS) as e:
+    message = " ".join(str(e).split()) or type(e).__name__
+    print(f"{program}: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def quiet_tensorflow() -> None:
+  """Keeps TensorFlow's C++ start-up chatter off the user's terminal."""
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  logging.getLogger("tensorflow").setLevel(logging.ERROR)
+
+
+def require(flag_value, name: str) -> None:
+  if not flag_value:
+    raise UsageError(f"--{name} is required.")

@@ -1,0 +1,151 @@
+"""mm-datagen's engine: the shared vocabulary and sharded TFRecords for a list of problems.
+
+Idempotent: a problem whose manifest matches (same shard layout, same vocab) is
+skipped. Atomic: shards are written under `*.incomplete` names and renamed, and
+the manifest, written last, is what marks a problem as done; a killed run
+leaves no half-written shard under a final name and redoes that problem.
+"""
+
+from __future__ import annotations
+
+import glob
+import itertools
+import json
+import logging
+import os
+import random
+import time
+from typing import Sequence
+
+import tensorflow as tf
+from tqdm import tqdm
+
+from t2t_multimodel import features
+from t2t_multimodel.problem import SPLITS, Problem
+from t2t_multimodel.vocab import SubwordVocab, vocab_path
+
+DATA_FORMAT_VERSION = 1
+MANIFEST_SUFFIX = ".manifest.json"
+
+
+def shard_path(data_dir: str, problem: str, split: str, index: int, num_shards: int) -> str:
+  return os.path.join(data_dir, f"{problem}-{split}-{index:05d}-of-{num_shards:05d}")
+
+
+def manifest_path(data_dir: str, problem: str) -> str:
+  return os.path.join(data_dir, problem + MANIFEST_SUFFIX)
+
+
+def write_json_atomic(path: str, value) -> None:
+  tmp = f"{path}.tmp-{os.getpid()}"
+  with open(tmp, "w") as f:
+    json.dump(value, f, indent=2, sort_keys=True)
+  os.replace(tmp, path)
+
+
+def ensure_vocab(problems: Sequence[Problem], data_dir: str, tmp_dir: str,
+                 vocab_size: int = 8192) -> SubwordVocab:
+  """Loads `<data_dir>/vocab.mm8k.model`, or builds it from the problems' train text."""
+  path = vocab_path(data_dir)
+  if os.path.exists(path):
+    return SubwordVocab(path)
+  names = [p.name for p in problems if p.has_text]
+  logging.info("Building the shared %d-piece vocabulary from %s", vocab_size, ", ".join(names))
+  start = time.time()
+  texts = itertools.chain.from_iterable(p.vocab_texts(tmp_dir) for p in problems if p.has_text)
+  vocab = SubwordVocab.build(texts, path, vocab_size)
+  write_json_atomic(path + ".json", {"problems": names, "size": vocab.size, "sha256": vocab.sha256,
+                                     "seconds": round(time.time() - start, 1)})
+  return vocab
+
+
+def _expected_manifest(problem: Problem, vocab: SubwordVocab | None) -> dict:
+  return {
+      "version": DATA_FORMAT_VERSION,
+      "problem": problem.name,
+      "shards": {split: problem.num_shards(split) for split in SPLITS},
+      "vocab_sha256": vocab.sha256 if (vocab and problem.has_text) else None,
+  }
+
+
+def is_up_to_date(problem: Problem, data_dir: str, vocab: SubwordVocab | None) -> bool:
+  path = manifest_path(data_dir, problem.name)
+  if not os.path.exists(path):
+    return False
+  with open(path) as f:
+    manifest = json.load(f)
+  expected = _expected_manifest(problem, vocab)
+  if any(manifest.get(k) != v for k, v in expected.items()):
+    return False
+  return all(os.path.exists(shard_path(data_dir, problem.name, split, i, n))
+             for split, n in expected["shards"].items() for i in range(n))
+
+
+def _shuffle_shard(path: str, seed: int) -> None:
+  records = list(tf.data.TFRecordDataset(path).as_numpy_iterator())
+  random.Random(seed).shuffle(records)
+  with tf.io.TFRecordWriter(path) as writer:
+    for record in records:
+      writer.write(record)
+
+
+def write_problem(problem: Problem, data_dir: str, tmp_dir: str, vocab: SubwordVocab | None,
+                  progress: bool = True) -> dict[str, int]:
+  """Generates every split of `problem` into shards; returns the example count per split."""
+  for stale in glob.glob(os.path.join(data_dir, f"{problem.name}-*.incomplete")):
+    os.remove(stale)
+  if os.path.exists(manifest_path(data_dir, problem.name)):
+    os.remove(manifest_path(data_dir, problem.name))
+  counts, written = {}, []
+  start = time.time()
+  for split in SPLITS:
+    n = problem.num_shards(split)
+    finals = [shard_path(data_dir, problem.name, split, i, n) for i in range(n)]
+    tmps = [f + ".incomplete" for f in finals]
+    writers = [tf.io.TFRecordWriter(t) for t in tmps]
+    count = 0
+    samples = problem.generate_samples(split, tmp_dir)
+    for sample in tqdm(samples, desc=f"{problem.name}/{split}", unit=" ex", disable=not progress,
+                       mininterval=1.0, leave=False):
+      serialized = features.encode_example(sample, problem.input_modality, problem.target_modality, vocab)
+      writers[count % n].write(serialized)
+      count += 1
+    for writer in writers:
+      writer.close()
+    if count == 0:
+      raise RuntimeError(f"Problem {problem.name} generated no {split} examples.")
+    if split == "train":
+      for i, tmp in enumerate(tmps):
+        _shuffle_shard(tmp, seed=i)
+    counts[split] = count
+    written.extend(zip(tmps, finals))
+  for stale in glob.glob(os.path.join(data_dir, f"{problem.name}-*-of-*")):
+    if not stale.endswith(".incomplete") and stale not in {f for _, f in written}:
+      os.remove(stale)
+  for tmp, final in written:
+    os.replace(tmp, final)
+  manifest = _expected_manifest(problem, vocab)
+  manifest.update(counts=counts, seconds=round(time.time() - start, 1))
+  write_json_atomic(manifest_path(data_dir, problem.name), manifest)
+  return counts
+
+
+def generate(problems: Sequence[Problem], data_dir: str, tmp_dir: str | None = None,
+             progress: bool = True) -> dict[str, dict]:
+  """Builds the vocab (if any problem has text) and every problem's shards. Returns manifests."""
+  tmp_dir = tmp_dir or os.path.join(data_dir, "tmp")
+  for problem in problems:
+    problem.check_data(tmp_dir)  # fail at once, before any work
+  os.makedirs(data_dir, exist_ok=True)
+  os.makedirs(tmp_dir, exist_ok=True)
+  vocab = ensure_vocab(problems, data_dir, tmp_dir) if any(p.has_text for p in problems) else None
+  manifests = {}
+  for problem in problems:
+    if is_up_to_date(problem, data_dir, vocab):
+      logging.info("%s: up to date, skipped", problem.name)
+    else:
+      counts = write_problem(problem, data_dir, tmp_dir, vocab, progress)
+      logging.info("%s: %s", problem.name, counts)
+    with open(manifest_path(data_dir, problem.name)) as f:
+      manifests[problem.name] = json.load(f)
+  return manifests

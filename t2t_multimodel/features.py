@@ -1,0 +1,94 @@
+"""How each modality's raw values are stored in tf.train.Examples and parsed back.
+
+One codec per modality, chosen by name (never by isinstance):
+  symbol       text   -> int64 ids + EOS           parsed: int64 [T]
+  image        PNG bytes                           parsed: float32 [H, W, 3] in [0, 1]
+  audio        float [frames, mel] -> float16 bytes parsed: float32 [frames, mel]
+  class_label  int    -> int64 [1]                 parsed: int64 [1]
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import numpy as np
+import tensorflow as tf
+
+from t2t_multimodel import audio
+from t2t_multimodel.vocab import EOS_ID, SubwordVocab
+
+
+def _int64(values) -> tf.train.Feature:
+  return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(v) for v in values]))
+
+
+def _bytes(value: bytes) -> tf.train.Feature:
+  return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+
+
+class Codec(NamedTuple):
+  encode: Callable[[Any, SubwordVocab | None], tf.train.Feature]
+  spec: Callable[[], Any]
+  decode: Callable[[tf.Tensor], tf.Tensor]
+
+
+def _encode_symbol(text: str, vocab: SubwordVocab | None) -> tf.train.Feature:
+  if vocab is None:
+    raise ValueError("A symbol feature needs the shared vocabulary.")
+  return _int64(vocab.encode(text) + [EOS_ID])
+
+
+def _encode_image(png: bytes, _) -> tf.train.Feature:
+  if not isinstance(png, bytes) or not png.startswith(b"\x89PNG"):
+    raise ValueError("An image feature must be PNG-encoded bytes.")
+  return _bytes(png)
+
+
+def _decode_image(encoded: tf.Tensor) -> tf.Tensor:
+  image = tf.io.decode_png(encoded, channels=3)                        # [H, W, 3] uint8
+  return tf.image.convert_image_dtype(image, tf.float32)               # [H, W, 3] in [0, 1]
+
+
+def _encode_audio(features: np.ndarray, _) -> tf.train.Feature:
+  features = np.asarray(features)
+  if features.ndim != 2 or features.shape[1] != audio.NUM_MEL_BINS:
+    raise ValueError(f"An audio feature must be [frames, {audio.NUM_MEL_BINS}]. Received: {features.shape}")
+  return _bytes(features.astype(np.float16).tobytes())
+
+
+def _decode_audio(raw: tf.Tensor) -> tf.Tensor:
+  flat = tf.io.decode_raw(raw, tf.float16)                             # [frames * mel]
+  return tf.cast(tf.reshape(flat, [-1, audio.NUM_MEL_BINS]), tf.float32)  # [frames, mel]
+
+
+CODECS: dict[str, Codec] = {
+    "symbol": Codec(_encode_symbol, lambda: tf.io.RaggedFeature(tf.int64), lambda t: t),
+    "image": Codec(_encode_image, lambda: tf.io.FixedLenFeature([], tf.string), _decode_image),
+    "audio": Codec(_encode_audio, lambda: tf.io.FixedLenFeature([], tf.string), _decode_audio),
+    "class_label": Codec(lambda label, _: _int64([label]), lambda: tf.io.FixedLenFeature([1], tf.int64),
+                         lambda t: t),
+}
+
+
+def encode_example(sample, input_modality: str, target_modality: str,
+                   vocab: SubwordVocab | None) -> bytes:
+  """A raw sample -> a serialised tf.train.Example with "inputs" and "targets"."""
+  features = {
+      "inputs": CODECS[input_modality].encode(sample["inputs"], vocab),
+      "targets": CODECS[target_modality].encode(sample["targets"], vocab),
+  }
+  return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
+
+
+def parse_fn(input_modality: str, target_modality: str) -> Callable[[tf.Tensor], dict[str, tf.Tensor]]:
+  """Returns serialised Example -> {"inputs": tensor, "targets": tensor}, decoded."""
+  spec = {"inputs": CODECS[input_modality].spec(), "targets": CODECS[target_modality].spec()}
+
+  def parse(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
+    parsed = tf.io.parse_single_example(serialized, spec)
+    return {
+        "inputs": CODECS[input_modality].decode(parsed["inputs"]),
+        "targets": CODECS[target_modality].decode(parsed["targets"]),
+    }
+
+  return parse
