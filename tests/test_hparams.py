@@ -1,0 +1,67 @@
+"""Hparam sets and the --hparams override parser."""
+
+import dataclasses
+import json
+
+import pytest
+
+from t2t_multimodel.hparams import HPARAMS, HParams, HParamsError, apply_overrides, get_hparams, parse_overrides
+
+
+@pytest.mark.parametrize("name", HPARAMS.names())
+def test_every_set_validates_and_round_trips(name):
+  hp = HPARAMS.get(name)()
+  assert hp.validate() is hp
+  assert HParams.from_dict(json.loads(hp.to_json())) == hp
+  with pytest.raises(dataclasses.FrozenInstanceError):
+    hp.hidden_size = 3  # frozen
+
+
+def test_named_sets_differ_as_documented():
+  paper, base, tiny = (HPARAMS.get(n)() for n in ("multimodel_paper", "multimodel_base", "multimodel_tiny"))
+  assert paper.num_experts == 240 and paper.hidden_size == 1024 and paper.dropout == 0.4
+  assert base.hidden_size == 512
+  assert tiny.hidden_size < base.hidden_size and tiny.num_experts >= tiny.moe_k
+
+
+def test_parse_literals():
+  assert parse_overrides("hidden_size=128, dropout=0.25,use_moe=False, model=multimodel") == {
+      "hidden_size": 128, "dropout": 0.25, "use_moe": False, "model": "multimodel"}
+  assert parse_overrides("use_moe=false,model='a,b'") == {"use_moe": False, "model": "a,b"}
+  assert parse_overrides("") == {}
+
+
+def test_apply_overrides_good():
+  hp = get_hparams("multimodel_tiny", "hidden_size=32,num_heads=2,learning_rate=1")
+  assert hp.hidden_size == 32 and hp.num_heads == 2
+  assert hp.learning_rate == 1.0 and isinstance(hp.learning_rate, float)  # int widened to float
+
+
+@pytest.mark.parametrize("text, match", [
+    ("hiden_size=3", r"Unknown hparam 'hiden_size'. Did you mean 'hidden_size'\?"),
+    ("hidden_size=0.5", "Wrong type for hparam 'hidden_size': expected int, got float"),
+    ("use_moe=1", "Wrong type for hparam 'use_moe': expected bool, got int"),
+    ("hidden_size='64'", "expected int, got str"),
+    ("dropout", "expected key=value"),
+    ("dropout=0.1,dropout=0.2", "overridden twice"),
+    ("dropout=[1", "Cannot parse the value"),
+])
+def test_apply_overrides_errors(text, match):
+  with pytest.raises(HParamsError, match=match):
+    apply_overrides(HParams(), text)
+
+
+@pytest.mark.parametrize("text, match", [
+    ("moe_k=5,num_experts=4", r"Expected `num_experts` >= `moe_k`. Received: num_experts=4, moe_k=5"),
+    ("hidden_size=30,num_heads=4", "divisible by `num_heads`"),
+    ("dropout=1.0", "dropout=1.0"),
+    ("audio_time_strides=9,audio_blocks=8", "audio_time_strides"),
+])
+def test_validate_rejects_impossible(text, match):
+  with pytest.raises(HParamsError, match=match):
+    apply_overrides(HParams(), text)
+
+
+def test_unknown_set_lists_known():
+  with pytest.raises(KeyError, match="Known hparam sets: multimodel_base, multimodel_paper, multimodel_tiny"):
+    get_hparams("multimodel_small")
