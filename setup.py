@@ -22,6 +22,7 @@ setup(
         "tensorflow>=2.21,<2.22",
         "tensorflow-text>=2.21,<2.22",
         "tensorflow-datasets>=4.9,<5",
+        "importlib-resources>=6,<8",  # tensorflow-datasets needs it to prepare data sets
         "keras>=3.10,<4",
         "numpy>=1.26,<3",
         "absl-py>=2.1,<3",
