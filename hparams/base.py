@@ -14,8 +14,10 @@ import difflib
 import json
 import typing
 
+from t2t_multimodel.errors import UserError
 
-class HParamsError(ValueError):
+
+class HParamsError(UserError, ValueError):
   """A bad hparam name, value or combination."""
 
 

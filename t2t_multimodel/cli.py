@@ -7,26 +7,22 @@ import logging
 import os
 import sys
 
-from t2t_multimodel.hparams.base import HParamsError
-from t2t_multimodel.problem import MissingDataError
-from t2t_multimodel.registry import UnknownNameError
+from t2t_multimodel.errors import UserError
 
 # Errors that are the user's mistake, not a bug: no traceback for these.
-USER_ERRORS: tuple[type[BaseException], ...] = (
-    UnknownNameError, HParamsError, MissingDataError, FileNotFoundError, NotADirectoryError,
-)
+USER_ERRORS: tuple[type[BaseException], ...] = (UserError, FileNotFoundError, NotADirectoryError)
 
 
-class UsageError(ValueError):
+class UsageError(UserError, ValueError):
   """A bad flag combination, reported as one line."""
 
 
 @contextlib.contextmanager
 def user_errors(program: str):
-  """Turns USER_ERRORS and UsageError into `program: error: <one line>` and exit code 2."""
+  """Turns USER_ERRORS (UserError and its subclasses, missing files) into `program: error: <one line>` and exit code 2."""
   try:
     yield
-  except (UsageError, *USER_ERRORS) as e:
+  except USER_ERRORS as e:
     message = " ".join(str(e).split()) or type(e).__name__
     print(f"{program}: error: {message}", file=sys.stderr)
     sys.exit(2)

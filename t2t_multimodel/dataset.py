@@ -7,12 +7,13 @@ import os
 
 import tensorflow as tf
 
+from t2t_multimodel.errors import UserError
 from t2t_multimodel import features
 from t2t_multimodel.datagen import manifest_path, shard_path
 from t2t_multimodel.problem import Problem
 
 
-class DataNotFoundError(FileNotFoundError):
+class DataNotFoundError(UserError, FileNotFoundError):
   """A problem with no (complete) shards in the data dir."""
 
 

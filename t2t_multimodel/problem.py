@@ -13,6 +13,8 @@ import dataclasses
 import enum
 from typing import Any, Iterator, Mapping
 
+from t2t_multimodel.errors import UserError
+
 MODALITIES = ("symbol", "image", "audio", "class_label")
 SPLITS = ("train", "dev", "test")
 
@@ -37,7 +39,7 @@ class CommandToken(enum.IntEnum):
 NUM_COMMAND_TOKENS = max(CommandToken) + 1
 
 
-class MissingDataError(RuntimeError):
+class MissingDataError(UserError, RuntimeError):
   """A full-data problem whose data set is not where it should be."""
 
 

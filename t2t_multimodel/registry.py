@@ -10,10 +10,12 @@ from __future__ import annotations
 import difflib
 from typing import Callable, Generic, Iterator, TypeVar
 
+from t2t_multimodel.errors import UserError
+
 T = TypeVar("T")
 
 
-class UnknownNameError(KeyError):
+class UnknownNameError(UserError, KeyError):
   """An unknown registry name; the message lists the known names."""
 
   def __str__(self) -> str:  # KeyError would repr() the message.

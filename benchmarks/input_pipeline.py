@@ -1,0 +1,82 @@
+"""Batches per second that the tf.data input pipeline alone delivers (no model).
+
+For each problem of mm8_mini, then for the mixture drawn by the ProblemSampler
+(proportional rates), with the multimodel_tiny hparams, after mm-datagen:
+
+  python benchmarks/input_pipeline.py [--data_dir=data/mm8_mini] [--problems=mm8_mini] [--seconds=3]
+
+The last line is `input_pipeline_batches_per_s=<mixed value>`. The pipeline is
+warmed up first (one pass over each train split fills its in-memory cache), so
+the figures are the steady state a long training run sees.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from t2t_multimodel import inputs, mixing  # noqa: E402
+from t2t_multimodel.dataset import DataNotFoundError  # noqa: E402
+from t2t_multimodel.hparams.multimodel import multimodel_tiny  # noqa: E402
+
+
+def _rate(next_batch, seconds: float) -> float:
+  """Batches per second of `next_batch()` over about `seconds`."""
+  count, start = 0, time.perf_counter()
+  while (elapsed := time.perf_counter() - start) < seconds or count < 10:
+    next_batch()
+    count += 1
+  return count / elapsed
+
+
+def _warm_up(iterator, examples: int, batch_size: int) -> None:
+  """One epoch of batches, so the cache is filled and buffers are full."""
+  for _ in range(examples // batch_size + 2):
+    next(iterator)
+
+
+def main(argv: list[str] | None = None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--data_dir", default="data/mm8_mini")
+  parser.add_argument("--problems", default="mm8_mini", help="problems or a mixture")
+  parser.add_argument("--seconds", type=float, default=3.0, help="measuring time per figure")
+  args = parser.parse_args(argv)
+  from t2t_multimodel import problems  # the registry; imported after the flags are parsed
+  selected = problems.resolve(args.problems)
+  try:
+    sizes = inputs.dataset_sizes(selected, args.data_dir)
+  except DataNotFoundError:
+    print(f"No {args.problems} data in {args.data_dir}: run mm-datagen --problems={args.problems} "
+          f"--data_dir={args.data_dir}", file=sys.stderr)
+    return 2
+  hp = multimodel_tiny()
+  iterators = {}
+  for problem in selected:
+    dataset = inputs.problem_dataset(problem, "train", args.data_dir, hp, training=True, seed=0)
+    iterators[problem.name] = iter(dataset)
+    start = time.perf_counter()
+    _warm_up(iterators[problem.name], sizes[problem.name], hp.batch_size)
+    warm = time.perf_counter() - start
+    rate = _rate(lambda it=iterators[problem.name]: next(it), args.seconds)
+    print(f"{problem.name:24s} {rate:10.1f} batches/s   (first epoch {warm:6.1f} s, "
+          f"{sizes[problem.name]} examples)")
+  sampler = mixing.ProblemSampler(mixing.mixing_rates(sizes, "proportional"), seed=0)
+  step = 0
+
+  def next_mixed():
+    nonlocal step
+    next(iterators[sampler.problem_at(step)])
+    step += 1
+
+  mixed = _rate(next_mixed, args.seconds)
+  print(f"{'mixed (proportional)':24s} {mixed:10.1f} batches/s   ({os.cpu_count()} CPUs)")
+  print(f"input_pipeline_batches_per_s={mixed:.1f}")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,137 @@
+"""Mixing rules for joint training: how often each problem's batch is drawn.
+
+A mixture draws one problem per training step (every batch holds one problem).
+The rate of problem i with n_i training examples is, by rule:
+
+  proportional   p_i = n_i / sum_j n_j
+  uniform        p_i = 1 / N
+  temperature:T  p_i ∝ n_i ** (1 / T), T >= 1 (T = 1 is proportional; T -> inf is uniform)
+
+`ProblemSampler` turns rates into the problem of each step as a pure function of
+(seed, step), so a resumed run draws exactly the problems an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Mapping
+
+import numpy as np
+
+from t2t_multimodel.errors import UserError
+
+VALID_RULES = "proportional, uniform, temperature:T (a number T >= 1, e.g. temperature:2)"
+_MASK64 = (1 << 64) - 1
+_GOLDEN = 0x9E3779B97F4A7C15
+
+
+class MixingRuleError(UserError, ValueError):
+  """A --mixing value that is not one of the known rules."""
+
+
+def _temperature(rule: str) -> float:
+  """'proportional' -> 1, 'uniform' -> inf, 'temperature:T' -> T; MixingRuleError otherwise."""
+  rule = rule.strip()
+  if rule == "proportional":
+    return 1.0
+  if rule == "uniform":
+    return math.inf
+  name, _, value = rule.partition(":")
+  try:
+    temperature = float(value) if name == "temperature" else math.nan
+  except ValueError:
+    temperature = math.nan
+  if not temperature >= 1.0:  # also rejects NaN
+    raise MixingRuleError(f"Unknown mixing rule {rule!r}. Valid forms: {VALID_RULES}")
+  return temperature
+
+
+def mixing_rates(sizes: Mapping[str, int], rule: str) -> dict[str, float]:
+  """Normalised sampling rates per problem name from train-set sizes and a rule.
+
+  Args:
+    sizes: problem name -> number of training examples (> 0).
+    rule: "proportional", "uniform" or "temperature:T" with T >= 1.
+
+  Example:
+    >>> mixing_rates({"a": 300, "b": 100}, "proportional")
+    {'a': 0.75, 'b': 0.25}
+  """
+  temperature = _temperature(rule)
+  if not sizes:
+    raise ValueError("Expected at least one problem to mix. Received: sizes={}")
+  bad = {name: n for name, n in sizes.items() if not n > 0}
+  if bad:
+    raise ValueError(f"Expected every train-set size > 0. Received: {bad}")
+  if math.isinf(temperature):
+    weights = {name: 1.0 for name in sizes}
+  else:
+    weights = {name: float(n) ** (1.0 / temperature) for name, n in sizes.items()}
+  total = sum(weights.values())
+  return {name: w / total for name, w in weights.items()}
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+  """SplitMix64's output function on uint64 (wrapping arithmetic)."""
+  x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+  x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+  return x ^ (x >> np.uint64(31))
+
+
+class ProblemSampler:
+  """Draws the problem of each training step, statelessly, from (seed, step).
+
+  The uniform number of step t is SplitMix64 of the stream (seed) at position t;
+  the problem is found by inverse CDF over the rates (names in sorted order, so
+  the dict's order does not matter).
+
+  Args:
+    rates: problem name -> rate (>= 0, normalised here).
+    seed: the run's seed.
+
+  Example:
+    >>> sampler = ProblemSampler({"a": 0.75, "b": 0.25}, seed=0)
+    >>> sampler.problem_at(17)   # the same in every run with seed 0
+    'b'
+  """
+
+  def __init__(self, rates: Mapping[str, float], seed: int):
+    if not rates or any(not r >= 0 for r in rates.values()) or not sum(rates.values()) > 0:
+      raise ValueError(f"Expected rates >= 0 with a positive sum. Received: rates={dict(rates)}")
+    self.names = sorted(rates)
+    total = sum(rates.values())
+    self.rates = {name: rates[name] / total for name in self.names}
+    self.seed = int(seed)
+    self._cdf = np.cumsum([self.rates[name] for name in self.names])  # [P]
+    with np.errstate(over="ignore"):
+      start = np.uint64((self.seed * _GOLDEN) & _MASK64)
+      self._stream = _splitmix64(np.array([start], np.uint64))[0]   # decorrelates nearby seeds
+
+  def uniforms(self, start: int, stop: int) -> np.ndarray:
+    """The uniform numbers in [0, 1) of steps start..stop-1."""
+    steps = np.arange(start, stop, dtype=np.uint64) + np.uint64(1)  # [S]
+    with np.errstate(over="ignore"):
+      bits = _splitmix64(self._stream + steps * np.uint64(_GOLDEN))
+    return (bits >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))  # [S], 53-bit
+
+  def indices(self, start: int, stop: int) -> np.ndarray:
+    """Indices into `self.names` of the problems of steps start..stop-1."""
+    found = np.searchsorted(self._cdf, self.uniforms(start, stop) * self._cdf[-1], side="right")
+    return np.minimum(found, len(self.names) - 1)                    # [S]
+
+  def problem_at(self, step: int) -> str:
+    """The problem trained at `step` (a pure function of seed and step)."""
+    if step < 0:
+      raise ValueError(f"Expected `step` >= 0. Received: step={step}")
+    return self.names[int(self.indices(step, step + 1)[0])]
+
+  def problems(self, start: int, stop: int) -> list[str]:
+    """The problems of steps start..stop-1."""
+    return [self.names[i] for i in self.indices(start, stop)]
+
+  def counts(self, stop: int, chunk: int = 1 << 20) -> dict[str, int]:
+    """How many batches of each problem steps 0..stop-1 drew (to skip them on resume)."""
+    totals = np.zeros(len(self.names), np.int64)
+    for start in range(0, stop, chunk):
+      totals += np.bincount(self.indices(start, min(stop, start + chunk)), minlength=len(self.names))
+    return {name: int(n) for name, n in zip(self.names, totals)}

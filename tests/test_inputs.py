@@ -1,0 +1,251 @@
+"""The trainer's input pipeline on tiny data sets written by datagen.write_problem."""
+
+import dataclasses
+import io
+import os
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from t2t_multimodel import datagen, inputs
+from t2t_multimodel.hparams.multimodel import multimodel_tiny
+from t2t_multimodel.problem import CommandToken, Problem
+from t2t_multimodel.vocab import EOS_ID, load_vocab
+
+WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu".split()
+HP = dataclasses.replace(multimodel_tiny(), batch_size=4, max_input_length=12, max_target_length=10,
+                         length_bucket_step=4, image_size=6, audio_time_strides=1)
+
+
+def _sentence(i: int) -> str:
+  return " ".join(WORDS[(i + j) % len(WORDS)] for j in range(1 + i % 9))
+
+
+class ToySymbols(Problem):
+  name = "toy_symbols"
+  command = CommandToken.TO_GERMAN
+  metrics = ("bleu",)
+  train_shards = 3
+
+  def generate_samples(self, split, tmp_dir):
+    for i in range({"train": 30, "dev": 9, "test": 5}[split]):
+      yield {"inputs": _sentence(i), "targets": _sentence(i + 1)}
+
+
+def _png(i: int) -> bytes:
+  buffer = io.BytesIO()
+  pixels = np.random.default_rng(i).integers(0, 256, (5 + i % 4, 7, 3), dtype=np.uint8)
+  Image.fromarray(pixels).save(buffer, format="PNG")
+  return buffer.getvalue()
+
+
+class ToyImages(Problem):
+  name = "toy_images"
+  input_modality, target_modality = "image", "class_label"
+  command = CommandToken.TO_IMAGE_LABEL
+  num_classes = 3
+  metrics = ("accuracy",)
+  train_shards = 2
+
+  def generate_samples(self, split, tmp_dir):
+    for i in range({"train": 10, "dev": 6, "test": 3}[split]):
+      yield {"inputs": _png(i), "targets": i % 3}
+
+
+class ToySpeech(Problem):
+  name = "toy_speech"
+  input_modality = "audio"
+  command = CommandToken.TO_TRANSCRIPT
+  metrics = ("wer",)
+
+  def generate_samples(self, split, tmp_dir):
+    for i in range({"train": 12, "dev": 5, "test": 3}[split]):
+      frames = np.random.default_rng(i).normal(size=(3 + 2 * i, 80)).astype(np.float32)
+      yield {"inputs": frames, "targets": _sentence(i)}
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+  path = str(tmp_path_factory.mktemp("data"))
+  problems = [ToySymbols(), ToyImages(), ToySpeech()]
+  vocab = datagen.ensure_vocab(problems, path, path, vocab_size=300)
+  for problem in problems:
+    datagen.write_problem(problem, path, path, vocab, progress=False)
+  return path
+
+
+def _batches(problem, data_dir, split="train", training=True, seed=0, n=None, hp=HP):
+  ds = inputs.problem_dataset(problem, split, data_dir, hp, training=training, seed=seed)
+  return list(ds.take(n).as_numpy_iterator() if n else ds.as_numpy_iterator())
+
+
+def _assert_same_batches(first, second):
+  assert len(first) == len(second)
+  for a, b in zip(first, second):
+    assert a.keys() == b.keys()
+    for key in a:
+      np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_symbol_batches_are_padded_to_the_bucket_multiple(data_dir):
+  for batch in _batches(ToySymbols(), data_dir, n=12):
+    for key, limit in (("inputs", HP.max_input_length), ("targets", HP.max_target_length)):
+      ids = batch[key]
+      assert ids.dtype == np.int32 and ids.shape[0] == HP.batch_size
+      assert ids.shape[1] % HP.length_bucket_step == 0
+      lengths = (ids != 0).sum(1)
+      assert lengths.max() > ids.shape[1] - HP.length_bucket_step  # the bucket's own length
+      assert lengths.max() <= limit
+      # Every row: tokens, then EOS, then zeros only.
+      assert all(row[n - 1] == EOS_ID and not row[n:].any() for row, n in zip(ids, lengths))
+
+
+def test_truncation_keeps_the_final_eos(data_dir):
+  vocab = load_vocab(data_dir)
+  hp = dataclasses.replace(HP, max_input_length=3, max_target_length=2)
+  full = {tuple(vocab.encode(_sentence(i))) for i in range(30)}
+  for batch in _batches(ToySymbols(), data_dir, n=8, hp=hp):
+    assert batch["inputs"].shape[1] == 4 and batch["targets"].shape[1] == 4
+    for row in batch["inputs"]:
+      ids = row[row != 0]
+      assert len(ids) <= 3 and ids[-1] == EOS_ID
+      assert any(ids[:-1].tolist() == list(f[:len(ids) - 1]) for f in full)
+    assert all(row[row != 0][-1] == EOS_ID and (row != 0).sum() <= 2 for row in batch["targets"])
+
+
+def test_eval_is_one_ordered_pass_with_a_short_last_batch(data_dir):
+  vocab = load_vocab(data_dir)
+  batches = _batches(ToySymbols(), data_dir, split="dev", training=False)
+  assert [b["inputs"].shape[0] for b in batches] == [4, 4, 1]
+  decoded = [vocab.decode(row) for b in batches for row in b["inputs"]]
+  assert decoded == [_sentence(i) for i in range(9)]
+  assert all(b[k].shape[1] % HP.length_bucket_step == 0 for b in batches for k in b)
+
+
+def test_image_batches(data_dir):
+  batches = _batches(ToyImages(), data_dir, split="dev", training=False)
+  assert [b["inputs"].shape for b in batches] == [(4, 6, 6, 3), (2, 6, 6, 3)]
+  assert all(b["inputs"].dtype == np.float32 and 0 <= b["inputs"].min() and b["inputs"].max() <= 1
+             for b in batches)
+  labels = np.concatenate([b["targets"] for b in batches])
+  assert labels.dtype == np.int32 and labels.shape == (6, 1) and labels[:, 0].tolist() == [0, 1, 2] * 2
+  # Aspect kept: a 5x7 image leaves zero rows above and below.
+  image = batches[0]["inputs"][0]
+  assert not image[0].any() and not image[5].any() and image[1:5].all()
+  train = _batches(ToyImages(), data_dir, n=5)
+  assert all(b["inputs"].shape == (4, 6, 6, 3) and b["targets"].shape == (4, 1) for b in train)
+
+
+def test_audio_batches_truncate_and_pad_frames(data_dir):
+  frames_multiple = HP.length_bucket_step * 2 ** HP.audio_time_strides   # 8
+  max_frames = HP.max_input_length * 2 ** HP.audio_time_strides           # 24
+  for batch in _batches(ToySpeech(), data_dir, n=8):
+    audio = batch["inputs"]
+    assert audio.dtype == np.float32 and audio.shape[2] == 80 and audio.shape[0] == HP.batch_size
+    assert audio.shape[1] % frames_multiple == 0 and audio.shape[1] <= max_frames
+    assert batch["targets"].shape[1] % HP.length_bucket_step == 0
+  dev = _batches(ToySpeech(), data_dir, split="dev", training=False)
+  expected = np.random.default_rng(0).normal(size=(3, 80)).astype(np.float16).astype(np.float32)
+  np.testing.assert_array_equal(dev[0]["inputs"][0, :3], expected)
+  assert not dev[0]["inputs"][0, 3:].any()
+
+
+def test_same_seed_same_batches_other_seed_other_batches(data_dir):
+  first = _batches(ToySymbols(), data_dir, seed=3, n=20)
+  _assert_same_batches(first, _batches(ToySymbols(), data_dir, seed=3, n=20))
+  other = _batches(ToySymbols(), data_dir, seed=4, n=20)
+  assert any(a["inputs"].shape != b["inputs"].shape or (a["inputs"] != b["inputs"]).any()
+             for a, b in zip(first, other))
+
+
+def test_training_covers_every_example_each_epoch(data_dir):
+  vocab = load_vocab(data_dir)
+  hp = dataclasses.replace(HP, batch_size=1)
+  seen = [vocab.decode(b["inputs"][0]) for b in _batches(ToySymbols(), data_dir, n=60, hp=hp)]
+  assert sorted(seen[:30]) == sorted(_sentence(i) for i in range(30))
+  assert sorted(seen[30:]) == sorted(seen[:30]) and seen[30:] != seen[:30]
+
+
+def test_resume_by_skipping_gives_the_same_batches(data_dir):
+  full = _batches(ToySymbols(), data_dir, seed=1, n=15)
+  ds = inputs.problem_dataset(ToySymbols(), "train", data_dir, HP, training=True, seed=1)
+  _assert_same_batches(full[9:], list(ds.skip(9).take(6).as_numpy_iterator()))
+
+
+def test_iterator_checkpoint_resumes_exactly(data_dir, tmp_path):
+  ds = inputs.problem_dataset(ToySymbols(), "train", data_dir, HP, training=True, seed=2)
+  iterator = iter(ds)
+  for _ in range(5):
+    next(iterator)
+  path = tf.train.Checkpoint(data=iterator).save(str(tmp_path / "ckpt"))
+  expected = [next(iterator) for _ in range(4)]
+  restored = iter(ds)
+  tf.train.Checkpoint(data=restored).restore(path)
+  _assert_same_batches([{k: v.numpy() for k, v in b.items()} for b in expected],
+                       [{k: v.numpy() for k, v in next(restored).items()} for _ in range(4)])
+
+
+def _copy_problem(data_dir, tmp_path, name="toy_symbols"):
+  target = str(tmp_path / "copy")
+  os.makedirs(target)
+  for file in os.listdir(data_dir):
+    if file.startswith(name) or file.startswith("vocab"):
+      shutil.copy(os.path.join(data_dir, file), target)
+  return target
+
+
+def test_check_shards_passes_on_good_data(data_dir):
+  assert inputs.check_shards(ToySymbols(), "train", data_dir) == 30
+  assert inputs.check_shards(ToySpeech(), "dev", data_dir) == 5
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "drop_record"])
+def test_a_damaged_shard_is_named(data_dir, tmp_path, damage):
+  copy = _copy_problem(data_dir, tmp_path)
+  shard = datagen.shard_path(copy, "toy_symbols", "train", 1, 3)
+  raw = open(shard, "rb").read()
+  damaged = {"truncate": raw[:-7], "flip": raw[:40] + bytes([raw[40] ^ 0xFF]) + raw[41:],
+             "drop_record": raw[:16 + int.from_bytes(raw[:8], "little")]}[damage]
+  with open(shard, "wb") as f:
+    f.write(damaged)
+  with pytest.raises(inputs.CorruptDataError, match=f"{shard}.*mm-datagen --problems=toy_symbols"):
+    inputs.check_shards(ToySymbols(), "train", copy)
+  if damage == "drop_record":  # whole records missing: only the manifest's count tells.
+    return
+  with pytest.raises(tf.errors.OpError) as raised:
+    _batches(ToySymbols(), copy, n=30)
+  error = inputs.as_corrupt_data_error(raised.value)
+  assert isinstance(error, inputs.CorruptDataError) and shard in str(error)
+  assert "\n" not in str(error)
+
+
+def test_a_missing_shard_is_named(data_dir, tmp_path):
+  copy = _copy_problem(data_dir, tmp_path)
+  shard = datagen.shard_path(copy, "toy_symbols", "train", 2, 3)
+  os.remove(shard)
+  for call in (lambda: inputs.check_shards(ToySymbols(), "train", copy),
+               lambda: _batches(ToySymbols(), copy, n=1)):
+    with pytest.raises(inputs.CorruptDataError, match=shard):
+      call()
+
+
+def test_as_corrupt_data_error_ignores_other_errors():
+  assert inputs.as_corrupt_data_error(tf.errors.InvalidArgumentError(None, None, "bad shape")) is None
+
+
+def test_dataset_sizes(data_dir):
+  assert inputs.dataset_sizes([ToySymbols(), ToyImages(), ToySpeech()], data_dir) == {
+      "toy_symbols": 30, "toy_images": 10, "toy_speech": 12}
+  assert inputs.dataset_sizes([ToyImages()], data_dir, split="dev") == {"toy_images": 6}
+
+
+def test_check_vocab(data_dir):
+  sha = load_vocab(data_dir).sha256
+  assert inputs.check_vocab(data_dir, sha) == sha
+  assert inputs.check_vocab(data_dir, None) is None
+  with pytest.raises(inputs.VocabMismatchError, match=f"{data_dir}.*{sha[:12]}") as raised:
+    inputs.check_vocab(data_dir, "0" * 64)
+  assert isinstance(raised.value, ValueError) and "\n" not in str(raised.value)
