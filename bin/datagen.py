@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 
-from absl import app, flags, logging
+from absl import app, flags
 
 from t2t_multimodel import cli
 
@@ -30,7 +30,6 @@ def main(argv):
     manifests = datagen.generate(selected, data_dir, tmp_dir)
   for name, manifest in manifests.items():
     counts = ", ".join(f"{split}={n}" for split, n in manifest["counts"].items())
-    logging.info("%-26s %s", name, counts)
     print(f"{name}: {counts}")
 
 
