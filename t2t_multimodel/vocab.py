@@ -70,11 +70,11 @@ class SubwordVocab:
     return self._sp.encode(text)
 
   def decode(self, ids: Sequence[int]) -> str:
-    """Ids -> text; stops at the first EOS and skips PAD."""
+    """Ids -> text; stops at the first EOS and skips PAD and ids outside the vocabulary."""
     ids = [int(i) for i in ids]
     if EOS_ID in ids:
       ids = ids[:ids.index(EOS_ID)]
-    return self._sp.decode([i for i in ids if i != PAD_ID])
+    return self._sp.decode([i for i in ids if PAD_ID < i < self.size])
 
   def pieces(self, text: str) -> list[str]:
     return self._sp.encode(text, out_type=str)
