@@ -47,6 +47,7 @@ setup(
             "mm-datagen=t2t_multimodel.bin.datagen:run",
             "mm-trainer=t2t_multimodel.bin.trainer:run",
             "mm-decoder=t2t_multimodel.bin.decoder:run",
+            "mm-export=t2t_multimodel.bin.export:run",
         ],
     },
 )

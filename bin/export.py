@@ -1,0 +1,42 @@
+"""mm-export: a SavedModel of a trained run for one text-to-text problem.
+
+  mm-export --output_dir=runs/demo --problem=translate_ende_bible --export_dir=exported/ende
+Its `serving_default` signature takes `inputs` (string [N]) and returns `outputs` (string [N]);
+tokenisation and decoding run inside the graph. Load it with tf.saved_model.load after
+`import tensorflow_text` (for the SentencePiece ops); this package is not needed.
+"""
+
+from __future__ import annotations
+
+from absl import app, flags
+
+from t2t_multimodel import cli
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("output_dir", None, "The mm-trainer run to export.")
+flags.DEFINE_string("problem", None, "The text-to-text problem to serve.")
+flags.DEFINE_string("export_dir", None, "Where the SavedModel is written.")
+flags.DEFINE_string("checkpoint_path", None, "A checkpoint (default: the run's latest).")
+flags.DEFINE_integer("beam_size", 1, "1 for greedy search.", lower_bound=1)
+flags.DEFINE_float("alpha", 0.6, "Beam search length penalty.", lower_bound=0.0)
+flags.DEFINE_integer("max_length", 0, "Most tokens generated (0: the run's max_target_length).", lower_bound=0)
+
+
+def main(argv):
+  del argv
+  with cli.user_errors("mm-export"):
+    for flag in ("output_dir", "problem", "export_dir"):
+      cli.require(getattr(FLAGS, flag), flag)
+    from t2t_multimodel import serving
+    path = serving.export(FLAGS.output_dir, FLAGS.problem, FLAGS.export_dir, FLAGS.checkpoint_path,
+                          FLAGS.beam_size, FLAGS.alpha, FLAGS.max_length or None)
+  print(f"SavedModel written to {path}")
+
+
+def run():
+  cli.quiet_tensorflow()
+  app.run(main)
+
+
+if __name__ == "__main__":
+  run()
