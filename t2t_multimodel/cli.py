@@ -29,9 +29,21 @@ def user_errors(program: str):
 
 
 def quiet_tensorflow() -> None:
-  """Keeps TensorFlow's C++ start-up chatter off the user's terminal."""
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  """Keeps TensorFlow's C++ start-up chatter (CUDA probing on a CPU machine) off the terminal.
+
+  The messages printed while TensorFlow loads come before its logging is configured, so stderr is
+  pointed at /dev/null for the import alone; later C++ logs are cut to errors by the level.
+  """
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
   logging.getLogger("tensorflow").setLevel(logging.ERROR)
+  saved = os.dup(2)
+  try:
+    with open(os.devnull, "w") as devnull:
+      os.dup2(devnull.fileno(), 2)
+      import tensorflow  # noqa: F401  (loaded here, quietly, once)
+  finally:
+    os.dup2(saved, 2)
+    os.close(saved)
 
 
 def require(flag_value, name: str) -> None:
