@@ -1,4 +1,4 @@
-"""ConvStep, ConvBlock and ConvRes: shapes, config round trips, causality, the cached step."""
+"""ConvStep, ConvBlock and ConvRes: shapes, config round trips, causality, masking, the cached step."""
 
 import numpy as np
 import pytest
@@ -10,8 +10,11 @@ from t2t_multimodel.layers.conv import ConvBlock, ConvRes, ConvStep
 @pytest.mark.parametrize("layer, shape, expected", [
     (ConvStep(16, 3, 2), (2, 9, 8), (2, 9, 16)),
     (ConvStep(16, 5, causal=True), (2, 9, 8), (2, 9, 16)),
+    (ConvStep(16, 3, strides=2), (2, 9, 8), (2, 5, 16)),
+    (ConvStep(16, 4, dilation_rate=2, strides=3), (2, 10, 8), (2, 4, 16)),
     (ConvBlock(8, large_kernel_size=5, dropout=0.4), (2, 11, 8), (2, 11, 8)),
     (ConvRes(12, strides=2, rank=1), (2, 9, 8), (2, 5, 12)),
+    (ConvRes(12, strides=1, rank=1), (2, 9, 8), (2, 9, 12)),
     (ConvRes(12, strides=2, rank=2), (2, 8, 6, 3), (2, 4, 3, 12)),
 ])
 def test_shapes_and_config_round_trip(layer, shape, expected):
@@ -24,14 +27,34 @@ def test_shapes_and_config_round_trip(layer, shape, expected):
   np.testing.assert_allclose(clone(x).numpy(), layer(x).numpy(), atol=1e-6)
 
 
+def test_conv_step_is_relu_sepconv_layernorm():
+  step = ConvStep(4, 3)
+  x = tf.random.normal([1, 6, 4])
+  y = step(x).numpy()
+  np.testing.assert_allclose(y.mean(-1), 0.0, atol=1e-5)  # layer-normalised over channels
+  np.testing.assert_allclose(step(-tf.nn.relu(x)).numpy(), step(tf.zeros_like(x)).numpy(), atol=1e-6)
+
+
 def test_causal_block_never_sees_the_future():
   block = ConvBlock(8, large_kernel_size=5, causal=True)
-  x = tf.random.normal([1, 12, 8]).numpy()
+  x = tf.random.normal([1, 40, 8]).numpy()
   base = block(x).numpy()
   x[0, 6:] += 5.0
   after = block(x).numpy()
   np.testing.assert_allclose(after[0, :6], base[0, :6], atol=1e-6)
   assert np.abs(after[0, 6:] - base[0, 6:]).max() > 1e-3
+
+
+def test_receptive_field_of_a_block():
+  """3 + 3 + k + (k - 1) * 8 + 1 - 3 positions: the causal block sees exactly that far back."""
+  block = ConvBlock(8, large_kernel_size=5, causal=True)
+  reach = 2 + 2 + 4 + 4 * 8  # sum of (kernel - 1) * dilation over the four steps
+  x = tf.random.normal([1, reach + 3, 8]).numpy()
+  base = block(x).numpy()
+  x[0, 0] += 5.0
+  after = block(x).numpy()
+  assert np.abs(after[0, reach] - base[0, reach]).max() > 1e-4
+  np.testing.assert_allclose(after[0, reach + 1:], base[0, reach + 1:], atol=1e-6)
 
 
 def test_padding_never_leaks_into_real_positions():
@@ -44,19 +67,41 @@ def test_padding_never_leaks_into_real_positions():
   assert not base[0, 6:].any()
 
 
+def test_dropout_only_in_training():
+  block = ConvBlock(8, large_kernel_size=5, dropout=0.5)
+  x = tf.random.normal([2, 10, 8])
+  np.testing.assert_array_equal(block(x).numpy(), block(x, training=False).numpy())
+  dropped = block(x, training=True).numpy()
+  assert (dropped == 0).mean() > 0.3
+
+
 def test_step_equals_full_causal_block():
   block = ConvBlock(8, large_kernel_size=5, causal=True)
   x = tf.random.normal([2, 10, 8])
   full = block(x).numpy()
   cache = block.init_cache(2)
   assert [c.shape[1] for c in cache] == [2, 2, 4, 32]  # (kernel - 1) * dilation per step
+  step = tf.function(block.step)
   for t in range(10):
-    y, cache = block.step(x[:, t:t + 1], cache)
+    y, cache = step(x[:, t:t + 1], cache)
     np.testing.assert_allclose(y.numpy()[:, 0], full[:, t], atol=1e-5)
 
 
 def test_bad_sizes_are_named():
   with pytest.raises(ValueError, match="kernel_size=0"):
     ConvStep(4, 0)
+  with pytest.raises(ValueError, match="strides=2"):
+    ConvStep(4, 3, strides=2, causal=True)
   with pytest.raises(ValueError, match="rank=3"):
     ConvRes(4, rank=3)
+
+
+def test_conv_res_sequence_padding_changes_nothing_real():
+  layer = ConvRes(8, strides=2, rank=1)
+  x = tf.random.normal([1, 7, 4]).numpy()
+  alone = layer(x[:, :5]).numpy()                                          # [1, 3, 8]
+  x[0, 5:] = 50.0
+  mask = tf.constant([[True] * 5 + [False] * 2])
+  padded = layer(x, padding_mask=mask).numpy()                             # [1, 4, 8]
+  np.testing.assert_allclose(padded[:, :3], alone, atol=1e-5)
+  assert not padded[:, 3:].any() and layer.output_mask(mask).numpy().tolist() == [[True] * 3 + [False]]

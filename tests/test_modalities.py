@@ -1,15 +1,25 @@
-"""Modality nets: bottoms into [B, T, D], tops out of it, losses, config round trips."""
+"""Modality nets: bottoms into [B, T, D], tops out of it, losses, masks, config round trips."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from t2t_multimodel.hparams import get_hparams
 from t2t_multimodel.modalities import (MODALITY_NETS, AudioModality, ClassLabelModality, ImageModality,
-                                       SymbolModality, image_blocks, smoothed_cross_entropy)
+                                       SymbolModality, image_strides, modality_key,
+                                       smoothed_cross_entropy)
 
 
-def test_registry_names():
+def test_registry_names_and_factories():
   assert MODALITY_NETS.names() == ["audio", "class_label", "image", "symbol"]
+  hp = get_hparams("multimodel_tiny")
+  problem = {"input_modality": "image", "target_modality": "class_label", "num_classes": 10}
+  for name in MODALITY_NETS.names():
+    net = MODALITY_NETS.get(name)(hp, problem)
+    assert hasattr(net, "bottom") or hasattr(net, "top")
+  assert modality_key("class_label", problem) == "class_label_10"
+  assert modality_key("class_label", {**problem, "input_modality": "symbol"}) == "class_label_10_seq"
+  assert modality_key("symbol", problem) == "symbol"
 
 
 def test_symbol_bottom_top_loss():
@@ -17,17 +27,18 @@ def test_symbol_bottom_top_loss():
   ids = tf.constant([[5, 6, 1, 0]])
   x, mask, grid = net.bottom(ids)
   assert x.shape == (1, 4, 8) and mask.numpy().tolist() == [[True, True, True, False]] and grid is None
+  np.testing.assert_allclose(x.numpy(), net.embedding(ids).numpy() * np.sqrt(8), rtol=1e-6)
   logits = net.top(x)
   assert logits.shape == (1, 4, 50)
   loss, weight = net.loss(logits, ids, 0.0)
   assert weight.numpy() == 3 and loss.numpy() > 0
 
 
-@pytest.mark.parametrize("size, grid", [(16, 8), (32, 8), (224, 14)])
+@pytest.mark.parametrize("size, grid", [(8, 4), (16, 8), (32, 8), (64, 8), (224, 14)])
 def test_image_entry_flow_to_a_grid(size, grid):
-  assert size // 2 ** image_blocks(size) == grid
-  net = ImageModality(16, size)
+  assert -(-size // 2 ** image_strides(size)) == grid
   if size <= 32:
+    net = ImageModality(16, size)
     x, mask, shape = net.bottom(tf.random.uniform([2, size, size, 3]))
     assert x.shape == (2, grid * grid, 16) and shape == (grid, grid) and mask.shape == (2, grid * grid)
 
@@ -40,14 +51,29 @@ def test_audio_strides_time_and_mask():
   assert x.shape == (2, 10, 16)
   assert mask.numpy().sum(1).tolist() == [10, 5]
   assert not x.numpy()[1, 5:].any()
+  alone, _, _ = net.bottom(tf.constant(frames[1:, :20]))  # the same frames without padding
+  np.testing.assert_allclose(alone.numpy()[0], x.numpy()[1, :5], atol=1e-5)
+
+
+def test_audio_odd_lengths_follow_the_strides():
+  x, mask, _ = AudioModality(8, blocks=2, time_strides=2).bottom(tf.ones([1, 9, 80]))
+  assert x.shape == (1, 3, 8) and mask.shape == (1, 3)
+  with pytest.raises(ValueError, match="time_strides=3, blocks=2"):
+    AudioModality(8, blocks=2, time_strides=3)
 
 
 def test_class_label_top_from_grid_and_sequence():
-  net = ClassLabelModality(16, 10)
-  assert net.top(tf.random.normal([2, 16, 16]), grid=(4, 4)).shape == (2, 10)
+  grid_net = ClassLabelModality(16, 10, rank=2)
+  assert grid_net.top(tf.random.normal([2, 16, 16]), grid=(4, 4)).shape == (2, 10)
+  seq_net = ClassLabelModality(16, 10, rank=1)
+  body = tf.random.normal([2, 8, 16]).numpy()
   mask = tf.constant([[True] * 6 + [False] * 2] * 2)
-  assert net.top(tf.random.normal([2, 8, 16]), mask=mask).shape == (2, 10)
-  loss, weight = net.loss(tf.zeros([2, 10]), tf.constant([[1], [2]]), 0.1)
+  logits = seq_net.top(body, mask=mask).numpy()
+  assert logits.shape == (2, 10)
+  body[:, 6:] = 30.0  # padding changes nothing
+  np.testing.assert_allclose(seq_net.top(body, mask=mask).numpy(), logits, atol=1e-5)
+  np.testing.assert_allclose(seq_net.top(body[:, :6]).numpy(), logits, atol=1e-5)
+  loss, weight = seq_net.loss(tf.zeros([2, 10]), tf.constant([[1], [2]]), 0.1)
   assert weight.numpy() == 2 and loss.numpy() == pytest.approx(np.log(10), rel=1e-5)
 
 
@@ -59,6 +85,6 @@ def test_label_smoothing_raises_the_floor():
 
 
 @pytest.mark.parametrize("net", [SymbolModality(20, 8), ImageModality(8, 16), AudioModality(8, 2, 1),
-                                 ClassLabelModality(8, 3)])
+                                 ClassLabelModality(8, 3, rank=1), ClassLabelModality(8, 3, rank=2)])
 def test_config_round_trip(net):
   assert type(net).from_config(net.get_config()).get_config() == net.get_config()

@@ -1,8 +1,11 @@
 """Multi-head dot-product attention with sinusoidal timing signals (paper section 2.2).
 
 `Attention` projects queries from one sequence and keys/values from a memory; `project_memory`
-computes the keys/values once, so decoding attends to the encoder without recomputing them, and
-the self-attention keys/values of past positions are kept in fixed-size cache buffers.
+computes the keys/values once, so decoding attends to the encoder without recomputing them.
+`AttentionBlock` is the paper's attention block: the timed target is mixed by two causal
+ConvSteps, attends to itself under a causal mask, then attends to the source. Its `step` computes
+one target position from a cache of fixed-size buffers (conv inputs, self-attention keys/values
+of the positions so far), so one traced step serves every position.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import math
 import keras
 import tensorflow as tf
 
-from t2t_multimodel.layers.conv import SERIALIZABLE
+from t2t_multimodel.layers.conv import SERIALIZABLE, ConvStep, build_once
 
 NEG_INF = -1e9
 
@@ -28,6 +31,11 @@ def timing_signal(length, channels: int, start=0) -> tf.Tensor:
   return tf.pad(signal, [[0, 0], [0, channels % 2]])                         # [T, C]
 
 
+def add_timing(x: tf.Tensor, start=0) -> tf.Tensor:
+  """x [B, T, D] plus the timing signal of positions start..start+T-1."""
+  return x + tf.cast(timing_signal(tf.shape(x)[1], x.shape[-1], start), x.dtype)[None]
+
+
 def padding_bias(mask: tf.Tensor) -> tf.Tensor:
   """Memory mask [B, S] (True = real) -> additive attention bias [B, 1, 1, S]."""
   return (1.0 - tf.cast(mask, tf.float32))[:, None, None, :] * NEG_INF
@@ -41,7 +49,7 @@ def causal_bias(length) -> tf.Tensor:
 
 @SERIALIZABLE
 class Attention(keras.layers.Layer):
-  """Multi-head dot-product attention with its own projections.
+  """Multi-head dot-product attention with its own projections (no biases).
 
   Args:
     hidden_size: D, the width of queries, memory and output.
@@ -66,9 +74,10 @@ class Attention(keras.layers.Layer):
     self.dropout = keras.layers.Dropout(dropout)
 
   def build(self, query_shape, memory_shape=None):
-    self.query.build(query_shape)
-    self.key_value.build(memory_shape or query_shape)
-    self.output_dense.build(query_shape)
+    shape = (None, None, self.hidden_size)
+    build_once(self.query, query_shape)
+    build_once(self.key_value, memory_shape or query_shape)
+    build_once(self.output_dense, shape)
 
   def _split_heads(self, x):
     b, t = tf.shape(x)[0], tf.shape(x)[1]
@@ -100,3 +109,93 @@ class Attention(keras.layers.Layer):
   def get_config(self):
     return {**super().get_config(), "hidden_size": self.hidden_size, "num_heads": self.num_heads,
             "dropout": self.dropout_rate}
+
+
+@SERIALIZABLE
+class AttentionBlock(keras.layers.Layer):
+  """The paper's attention block (and T2T slicenet's): the targets attend to themselves and a source.
+
+    t = ConvStep_{5x1, dilation 4}(ConvStep_{5x1}(targets + timing))     causal mixing
+    q = LayerNorm(t + Dropout(SelfAttention(t, causal mask)))
+    AttentionBlock(targets, source) = Attention(q, keys/values of source + timing)
+
+  The source keys/values come from pointwise projections of the timed source and are computed
+  once per input (`project_memory`). The caller adds the result to its stream (a residual).
+
+  Args:
+    hidden_size: D.
+    num_heads: attention heads (D divisible by them).
+    dropout: dropout on the self-attention's residual branch.
+    attention_dropout: dropout on the attention weights.
+    kernel_size: the width of the two causal ConvSteps (T2T: 5).
+
+  Example:
+    >>> block = AttentionBlock(64, num_heads=4)
+    >>> keys, values = block.project_memory(tf.ones([2, 7, 64]))
+    >>> block(tf.ones([2, 5, 64]), keys, values).shape
+    TensorShape([2, 5, 64])
+  """
+
+  def __init__(self, hidden_size: int, num_heads: int, dropout: float = 0.0,
+               attention_dropout: float = 0.0, kernel_size: int = 5, **kwargs):
+    super().__init__(**kwargs)
+    self.hidden_size, self.num_heads, self.kernel_size = hidden_size, num_heads, kernel_size
+    self.dropout_rate, self.attention_dropout = dropout, attention_dropout
+    self.conv_steps = [ConvStep(hidden_size, kernel_size, dilation, causal=True, name=f"conv_step_{i}")
+                       for i, dilation in enumerate((1, 4))]
+    self.self_attention = Attention(hidden_size, num_heads, attention_dropout, name="self_attention")
+    self.self_norm = keras.layers.LayerNormalization(epsilon=1e-6, name="self_norm")
+    self.memory_attention = Attention(hidden_size, num_heads, attention_dropout, name="memory_attention")
+    self.dropout = keras.layers.Dropout(dropout)
+
+  def build(self, targets_shape, *unused_shapes):
+    shape = (None, None, self.hidden_size)
+    for layer in self.conv_steps:
+      build_once(layer, shape)
+    for layer in (self.self_attention, self.memory_attention):
+      build_once(layer, shape, shape)
+    build_once(self.self_norm, shape)
+
+  def project_memory(self, source):
+    """source [B, S, D] -> (keys, values) [B, H, S, D/H] each: computed once per input."""
+    build_once(self, source.shape)
+    return self.memory_attention.project_memory(add_timing(source))
+
+  def call(self, targets, keys, values, bias=None, training=False):
+    """targets [B, T, D]; keys/values from `project_memory`; bias [B, 1, 1, S] -> [B, T, D]."""
+    t = add_timing(targets)
+    for step in self.conv_steps:
+      t = step(t)                                                          # [B, T, D]
+    self_out = self.self_attention(t, t, causal_bias(tf.shape(t)[1]), training=training)
+    q = self.self_norm(t + self.dropout(self_out, training=training))
+    return self.memory_attention.attend(q, keys, values, bias, training)  # [B, T, D]
+
+  def init_cache(self, batch_size, max_length: int, dtype="float32") -> dict:
+    """Zero conv buffers and self-attention keys/values [B, H, max_length, D/H]."""
+    heads = [batch_size, self.num_heads, max_length, self.hidden_size // self.num_heads]
+    return {"convs": [s.init_buffer(batch_size, dtype) for s in self.conv_steps],
+            "keys": tf.zeros(heads, dtype), "values": tf.zeros(heads, dtype)}
+
+  def step(self, target, position, keys, values, bias, cache):
+    """One target position [B, 1, D] at index `position` (int32 scalar) -> ([B, 1, D], cache)."""
+    t = add_timing(target, start=position)
+    convs = []
+    for step, buffer in zip(self.conv_steps, cache["convs"]):
+      t, buffer = step.step(t, buffer)                                     # [B, 1, D]
+      convs.append(buffer)
+    new_keys, new_values = self.self_attention.project_memory(t)          # [B, H, 1, D/H] each
+    max_length = tf.shape(cache["keys"])[2]
+    here = tf.cast(tf.one_hot(position, max_length), t.dtype)[None, None, :, None]  # [1, 1, L, 1]
+    self_keys = cache["keys"] * (1 - here) + new_keys * here               # [B, H, L, D/H]
+    self_values = cache["values"] * (1 - here) + new_values * here
+    seen = tf.range(max_length) <= position                                # [L]
+    self_bias = (1.0 - tf.cast(seen, tf.float32))[None, None, None, :] * NEG_INF  # [1, 1, 1, L]
+    self_out = self.self_attention.attend(t, self_keys, self_values, self_bias)
+    q = self.self_norm(t + self_out)
+    out = self.memory_attention.attend(q, keys, values, bias)              # [B, 1, D]
+    return out, {"convs": convs, "keys": self_keys, "values": self_values}
+
+  def get_config(self):
+    return {**super().get_config(), "hidden_size": self.hidden_size, "num_heads": self.num_heads,
+            "dropout": self.dropout_rate, "attention_dropout": self.attention_dropout,
+            "kernel_size": self.kernel_size}

@@ -1,7 +1,8 @@
 """Convolutional blocks of the MultiModel (paper section 2.1): ConvStep, ConvBlock, ConvRes.
 
-Sequences are [B, T, D]; images [B, H, W, C]. Causal convolutions pad on the left only, and keep
-their last (kernel - 1) * dilation inputs in a cache for incremental decoding.
+Sequences are [B, T, D]; images [B, H, W, C]; there are no dummy axes. Causal convolutions (the
+target side) pad on the left only, and can run one position at a time from a buffer of their last
+(kernel - 1) * dilation inputs, which is what incremental decoding keeps in its cache.
 """
 
 from __future__ import annotations
@@ -12,6 +13,12 @@ import tensorflow as tf
 SERIALIZABLE = keras.saving.register_keras_serializable(package="t2t_multimodel")
 
 
+def build_once(layer: keras.layers.Layer, *shapes) -> None:
+  """Builds a sublayer from its parent's `build` unless it is built already."""
+  if not layer.built:
+    layer.build(*shapes)
+
+
 def apply_mask(x: tf.Tensor, mask: tf.Tensor | None) -> tf.Tensor:
   """Zeroes padded positions: x [B, T, D], mask [B, T] (True / 1 = real)."""
   return x if mask is None else x * tf.cast(mask, x.dtype)[:, :, None]
@@ -19,12 +26,17 @@ def apply_mask(x: tf.Tensor, mask: tf.Tensor | None) -> tf.Tensor:
 
 @SERIALIZABLE
 class ConvStep(keras.layers.Layer):
-  """LayerNorm(SepConv(ReLU(x))) over a sequence, optionally causal.
+  """ConvStep(x) = LayerNorm(SepConv(ReLU(x))) over a sequence [B, T, D] -> [B, T / strides, F].
+
+  Padded positions (mask False) are zeroed before the convolution, so they never reach a real
+  position. Causal steps pad on the left only: output t sees inputs <= t.
 
   Args:
-    filters: output width.
+    filters: F, the output width.
     kernel_size: the convolution's width in time.
     dilation_rate: the dilation in time.
+    strides: the stride in time (non-causal steps only); the output has ceil(T / strides)
+      positions, the same as "same" padding.
     causal: pad on the left only, so position t sees inputs <= t.
 
   Example:
@@ -33,55 +45,74 @@ class ConvStep(keras.layers.Layer):
     TensorShape([2, 10, 64])
   """
 
-  def __init__(self, filters: int, kernel_size: int, dilation_rate: int = 1, causal: bool = False,
-               **kwargs):
+  def __init__(self, filters: int, kernel_size: int, dilation_rate: int = 1, strides: int = 1,
+               causal: bool = False, **kwargs):
     super().__init__(**kwargs)
-    if kernel_size < 1 or dilation_rate < 1:
-      raise ValueError(f"Expected `kernel_size` >= 1 and `dilation_rate` >= 1. Received: "
-                       f"kernel_size={kernel_size}, dilation_rate={dilation_rate}")
-    self.filters, self.kernel_size, self.dilation_rate, self.causal = (
-        filters, kernel_size, dilation_rate, causal)
-    self.conv = keras.layers.SeparableConv1D(filters, kernel_size, dilation_rate=dilation_rate,
-                                             padding="valid", name="sep_conv")
+    if kernel_size < 1 or dilation_rate < 1 or strides < 1:
+      raise ValueError(f"Expected `kernel_size`, `dilation_rate` and `strides` >= 1. Received: "
+                       f"kernel_size={kernel_size}, dilation_rate={dilation_rate}, strides={strides}")
+    if causal and strides != 1:
+      raise ValueError(f"Expected `strides` = 1 for a causal ConvStep. Received: strides={strides}")
+    self.filters, self.kernel_size, self.dilation_rate = filters, kernel_size, dilation_rate
+    self.strides, self.causal = strides, causal
+    self.conv = keras.layers.SeparableConv1D(filters, kernel_size, strides=strides,
+                                             dilation_rate=dilation_rate, padding="valid",
+                                             name="sep_conv")
     self.norm = keras.layers.LayerNormalization(epsilon=1e-6, name="norm")
 
   @property
   def context(self) -> int:
-    """How many past inputs the causal step keeps: (kernel - 1) * dilation."""
+    """How many past inputs a causal step keeps: (kernel - 1) * dilation."""
     return (self.kernel_size - 1) * self.dilation_rate
 
   def build(self, input_shape):
-    self.conv.build((None, None, input_shape[-1]))  # time unknown: valid padding after our own
-    self.norm.build((None, None, self.filters))
+    self.input_channels = input_shape[-1]
+    build_once(self.conv, (None, None, self.input_channels))  # "valid" after our own padding
+    build_once(self.norm, (None, None, self.filters))
+
+  def _padding(self, length):
+    if self.causal:
+      return self.context, 0
+    outputs = (length + self.strides - 1) // self.strides                  # as "same": ceil(T / s)
+    total = tf.maximum((outputs - 1) * self.strides + self.context + 1 - length, 0)
+    return total // 2, total - total // 2
 
   def call(self, x, padding_mask=None):
-    x = tf.nn.relu(apply_mask(x, padding_mask))                                   # [B, T, D]
-    left = self.context if self.causal else self.context // 2
-    x = tf.pad(x, [[0, 0], [left, self.context - left], [0, 0]])           # [B, T + context, D]
-    return self.norm(self.conv(x))                                         # [B, T, F]
+    x = tf.nn.relu(apply_mask(x, padding_mask))                             # [B, T, D]
+    left, right = self._padding(tf.shape(x)[1])
+    x = tf.pad(x, [[0, 0], [left, right], [0, 0]])                         # [B, T + pad, D]
+    return self.norm(self.conv(x))                                         # [B, T / s, F]
+
+  def init_buffer(self, batch_size, dtype="float32") -> tf.Tensor:
+    """The zero buffer of a causal step: [B, context, D] (left padding is zeros)."""
+    return tf.zeros([batch_size, self.context, self.input_channels], dtype)
 
   def step(self, x, buffer):
-    """One causal position: x [B, 1, D], buffer [B, context, D] of past ReLU'd inputs."""
+    """One causal position x [B, 1, D]; buffer [B, context, D] holds the past ReLU'd inputs."""
     window = tf.concat([buffer, tf.nn.relu(x)], axis=1)                   # [B, context + 1, D]
     return self.norm(self.conv(window)), window[:, 1:]                     # [B, 1, F], new buffer
 
   def get_config(self):
     return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size,
-            "dilation_rate": self.dilation_rate, "causal": self.causal}
+            "dilation_rate": self.dilation_rate, "strides": self.strides, "causal": self.causal}
 
 
 @SERIALIZABLE
 class ConvBlock(keras.layers.Layer):
-  """The paper's ConvBlock: four ConvSteps with two residual connections and dropout.
+  """The paper's ConvBlock: four ConvSteps, two skip connections from the block input, dropout.
 
-    h2 = x + dropout(step_{3x1, d=1}(step_{3x1, d=1}(x)))
-    h4 = x + dropout(step_{15x1, d=8}(step_{15x1, d=1}(h2)))
+    h2 = x + ConvStep_{3x1}(ConvStep_{3x1}(x))
+    h4 = x + ConvStep_{15x1, dilation 8}(ConvStep_{15x1}(h2))
+    ConvBlock(x) = Dropout(h4)
+
+  as in the paper's equations (the skips join the block input to the outputs of the second and
+  fourth steps; the dropout, 40% in the paper, is applied to the block's output).
 
   Args:
     hidden_size: D, the width in and out.
     large_kernel_size: the kernel of the last two steps (the paper: 15).
-    dropout: the dropout rate after each pair of steps (the paper: 0.4).
-    causal: left padding only (the decoder side).
+    dropout: the dropout rate on the block's output.
+    causal: left padding only (the mixer and the decoder).
 
   Example:
     >>> block = ConvBlock(64, causal=True)
@@ -95,26 +126,26 @@ class ConvBlock(keras.layers.Layer):
     self.hidden_size, self.large_kernel_size, self.dropout_rate, self.causal = (
         hidden_size, large_kernel_size, dropout, causal)
     specs = [(3, 1), (3, 1), (large_kernel_size, 1), (large_kernel_size, 8)]
-    self.steps = [ConvStep(hidden_size, k, d, causal, name=f"conv_step_{i}")
+    self.steps = [ConvStep(hidden_size, k, d, causal=causal, name=f"conv_step_{i}")
                   for i, (k, d) in enumerate(specs)]
     self.dropout = keras.layers.Dropout(dropout)
 
   def build(self, input_shape):
     for step in self.steps:
-      step.build(input_shape)
+      build_once(step, (None, None, self.hidden_size))
 
   def call(self, x, padding_mask=None, training=False):
     m = padding_mask                                                       # [B, T] or None
-    h = self.steps[1](self.steps[0](x, padding_mask=m), padding_mask=m)   # [B, T, D]
-    h2 = x + self.dropout(h, training=training)
-    h = self.steps[3](self.steps[2](h2, padding_mask=m), padding_mask=m)
-    return apply_mask(x + self.dropout(h, training=training), m)          # [B, T, D]
+    h2 = x + self.steps[1](self.steps[0](x, padding_mask=m), padding_mask=m)   # [B, T, D]
+    h4 = x + self.steps[3](self.steps[2](h2, padding_mask=m), padding_mask=m)  # [B, T, D]
+    return apply_mask(self.dropout(h4, training=training), m)
 
-  def init_cache(self, batch_size, dtype=tf.float32) -> list[tf.Tensor]:
-    return [tf.zeros([batch_size, s.context, self.hidden_size], dtype) for s in self.steps]
+  def init_cache(self, batch_size, dtype="float32") -> list[tf.Tensor]:
+    """One zero buffer per ConvStep: [B, (kernel - 1) * dilation, D] each."""
+    return [s.init_buffer(batch_size, dtype) for s in self.steps]
 
   def step(self, x, cache):
-    """One causal position x [B, 1, D] with the per-step buffers; returns y [B, 1, D], cache."""
+    """One causal position x [B, 1, D] (inference: no dropout); returns y [B, 1, D], cache."""
     h, b0 = self.steps[0].step(x, cache[0])
     h, b1 = self.steps[1].step(h, cache[1])
     h2 = x + h
@@ -130,11 +161,15 @@ class ConvBlock(keras.layers.Layer):
 
 @SERIALIZABLE
 class ConvRes(keras.layers.Layer):
-  """Xception-style residual block: two separable convs, then max-pooling with a strided shortcut.
+  """Xception-style residual block: two separable ConvSteps, max-pooling, a strided shortcut.
 
-    y = maxpool_s(LN(SepConv(ReLU(LN(SepConv(ReLU(x))))))) + Conv_1x1,s(x)
+    c2 = LN(SepConv(ReLU(LN(SepConv(ReLU(x))))))
+    ConvRes(x) = MaxPool_{3, strides}(c2) + Conv_{1x1, strides}(x)
 
-  Works on sequences [B, T, C] (rank 1) or images [B, H, W, C] (rank 2).
+  Works on sequences [B, T, C] (rank 1) or images [B, H, W, C] (rank 2); "same" padding, so the
+  output has ceil(size / strides) positions per axis. With a sequence `padding_mask`, padded
+  positions are zeroed before each convolution and never win the max-pool, so real outputs are
+  the same however much padding follows; padded outputs are 0.
 
   Args:
     filters: output channels.
@@ -162,10 +197,31 @@ class ConvRes(keras.layers.Layer):
     self.pool = pool(3, strides=strides, padding="same")
     self.shortcut = conv(filters, 1, strides=strides, padding="same", name="shortcut")
 
-  def call(self, x):
+  def build(self, input_shape):
+    channels = input_shape[-1]
+    spatial = (None,) * self.rank
+    build_once(self.conv_1, (None, *spatial, channels))
+    build_once(self.conv_2, (None, *spatial, self.filters))
+    build_once(self.norm_1, (None, *spatial, self.filters))
+    build_once(self.norm_2, (None, *spatial, self.filters))
+    build_once(self.shortcut, (None, *spatial, channels))
+
+  def output_mask(self, padding_mask: tf.Tensor) -> tf.Tensor:
+    """The sequence mask [B, T] -> the output's [B, ceil(T / strides)]."""
+    return padding_mask[:, ::self.strides]
+
+  def call(self, x, padding_mask=None):
+    """x [B, T, C] or [B, H, W, C]; padding_mask [B, T] (sequences only, True = real)."""
+    real = None if padding_mask is None else tf.cast(padding_mask, tf.bool)[:, :, None]  # [B, T, 1]
+    zero_padding = lambda t: t if real is None else tf.where(real, t, tf.zeros_like(t))
+    x = zero_padding(x)
     y = self.norm_1(self.conv_1(tf.nn.relu(x)))
-    y = self.norm_2(self.conv_2(tf.nn.relu(y)))
-    return self.pool(y) + self.shortcut(x)                                # [B, T/s, F] or [B, H/s, W/s, F]
+    y = self.norm_2(self.conv_2(tf.nn.relu(zero_padding(y))))
+    if real is None:
+      return self.pool(y) + self.shortcut(x)  # [B, T/s, F] | [B, H/s, W/s, F]
+    y = tf.where(real, y, tf.constant(-1e4, y.dtype))                      # padding never wins the max
+    out = self.pool(y) + self.shortcut(x)                                  # [B, T/s, F]
+    return tf.where(self.output_mask(real[:, :, 0])[:, :, None], out, tf.zeros_like(out))
 
   def get_config(self):
     return {**super().get_config(), "filters": self.filters, "strides": self.strides,
