@@ -1,0 +1,170 @@
+"""Forward+backward time of the sparse MixtureOfExperts over a dense FFN of equal FLOPs per token.
+
+  python benchmarks/moe_vs_dense.py [--repeats=5] [--padded]
+
+The MoE layer (16 experts, k=2, filter 2,048) on 8,192 tokens of width 512, training mode (noisy
+gating, balancing loss), with small random gate weights so that routing is near-uniform as after
+load balancing; the dense layer is ReLU(x W1 + b1) W2 + b2 with filter 2 * 2,048, i.e. the same
+FLOPs per token. Both run as one tf.function computing the loss and the gradients of all weights
+and of the input, with and without jit_compile (the MoE's data-dependent group sizes do not
+compile with XLA); each layer's faster variant enters the ratio. The MoE runs its default
+dispatch ("auto": "loop" on CPU); with --padded, the "padded" dispatch is timed too.
+Then the same ratio for 60 and 240 experts on 4,096 tokens (the paper's sizes: each expert sees
+about 4,096 * 2 / E tokens, 34 at E = 240). The variants take turns within each of `--repeats`
+rounds after warm-up; figures are ratios of medians, with the spread of the per-round ratios,
+all measured in this one run. The last lines are `name=value`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import statistics
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+tf.get_logger().setLevel("ERROR")  # No retracing warnings: each variant is its own tf.function.
+
+from benchmarks import common  # noqa: E402
+from t2t_multimodel.layers.moe import MixtureOfExperts  # noqa: E402
+
+HIDDEN, FILTER, K = 512, 2048, 2
+
+
+class DenseFFN(keras.layers.Layer):
+  """ReLU(x W1 + b1) W2 + b2, the dense baseline."""
+
+  def __init__(self, filter_size: int, **kwargs):
+    super().__init__(**kwargs)
+    self.hidden = keras.layers.Dense(filter_size, activation="relu")
+    self.out = None
+
+  def build(self, input_shape):
+    self.out = keras.layers.Dense(input_shape[-1])
+    self.hidden.build(input_shape)
+    self.out.build((*input_shape[:-1], self.hidden.units))
+
+  def call(self, x, training=False):
+    return self.out(self.hidden(x))  # [B, T, D]
+
+
+def _step_fn(layer, jit: bool):
+  """tf.function: loss = mean(y^2) + layer losses; gradients of all weights and of x."""
+
+  def step(x):
+    with tf.GradientTape() as tape:
+      tape.watch(x)
+      y = layer(x, training=True)  # [B, T, D]
+      loss = tf.reduce_mean(tf.square(y)) + tf.add_n([0.0] + layer.losses)
+    return tape.gradient(loss, [x] + layer.trainable_variables)
+
+  return tf.function(step, jit_compile=jit)
+
+
+def _variants(layers: dict, x) -> dict:
+  """name -> warmed-up step function, for each layer with and without jit_compile."""
+  steps = {}
+  for label, layer in layers.items():
+    for jit in (False, True):
+      name = f"{label} jit={'on' if jit else 'off'}"
+      step = _step_fn(layer, jit)
+      try:
+        for _ in range(2):  # Warm-up: tracing, compilation, allocator.
+          common._block(step(x))
+      except (tf.errors.OpError, ValueError, TypeError) as error:
+        first_line = str(error).strip().splitlines()[0][:60]
+        print(f"  {name:<30} n/a ({type(error).__name__}: {first_line})", flush=True)
+        continue
+      steps[name] = step
+  return steps
+
+
+def _measure(steps: dict, x, repeats: int) -> dict:
+  """name -> list of seconds; the variants take turns, so a load change hits all alike."""
+  times = {name: [] for name in steps}
+  for _ in range(repeats):
+    for name, step in steps.items():
+      start = time.perf_counter()
+      common._block(step(x))
+      times[name].append(time.perf_counter() - start)
+  for name, seconds in times.items():
+    print(f"  {name:<30} median {statistics.median(seconds) * 1e3:8.1f} ms  "
+          f"(min {min(seconds) * 1e3:.1f}, max {max(seconds) * 1e3:.1f}, n={len(seconds)})",
+          flush=True)
+  return times
+
+
+def _best(times: dict, prefix: str) -> list[float]:
+  """The times of the variant of `prefix` with the smallest median."""
+  return min((t for name, t in times.items() if name.startswith(prefix)), key=statistics.median)
+
+
+def _ratio(times: dict, moe: str, dense: str) -> float:
+  """Median ratio of the best variants, printed with the spread of the per-round ratios."""
+  moe_times, dense_times = _best(times, moe), _best(times, dense)
+  per_round = sorted(m / d for m, d in zip(moe_times, dense_times))
+  ratio = statistics.median(moe_times) / statistics.median(dense_times)
+  print(f"  {moe} / {dense}: {ratio:.3f} (per-round ratios {per_round[0]:.3f} .. "
+        f"{per_round[-1]:.3f})", flush=True)
+  return ratio
+
+
+def _moe(num_experts: int, x, dispatch: str = "auto") -> MixtureOfExperts:
+  """A built MoE layer whose small random gate weights route tokens near-uniformly."""
+  moe = MixtureOfExperts(num_experts, K, FILTER, seed=0, dispatch=dispatch)
+  moe.build(x.shape)
+  moe.gate_kernel.assign(tf.random.normal(moe.gate_kernel.shape, stddev=0.01, seed=1))
+  return moe
+
+
+def _dense(x) -> DenseFFN:
+  dense = DenseFFN(K * FILTER)
+  dense.build(x.shape)
+  return dense
+
+
+def _tokens(n: int):
+  return tf.random.normal([n // 512, 512, HIDDEN], seed=0)  # [B, T, D]
+
+
+def main(argv: list[str] | None = None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--repeats", type=int, default=5)
+  parser.add_argument("--padded", action="store_true",
+                      help="also time the 16-expert MoE with dispatch='padded' (adds ~20 s)")
+  args = parser.parse_args(argv)
+  print(common.machine_note(), flush=True)
+  x = _tokens(8192)
+  moe = _moe(16, x)
+  print(f"8192 tokens, D={HIDDEN}; moe: 16 experts, k={K}, F={FILTER}, dispatch "
+        f"{moe.dispatch_mode()!r}; dense: F={K * FILTER}", flush=True)
+  layers = {"moe16": moe, "dense": _dense(x)}
+  if args.padded:
+    layers["moe16 padded"] = _moe(16, x, "padded")
+  times = _measure(_variants(layers, x), x, args.repeats)
+  ratio = _ratio(times, "moe16 jit", "dense")
+  if args.padded:
+    _ratio(times, "moe16 padded", "dense")
+  del layers, moe
+  gc.collect()  # Frees the first layers' weights before the 2 GB of the 240 experts.
+  x = _tokens(4096)
+  print(f"4096 tokens, the paper's expert counts (each expert sees ~{4096 * K // 240} tokens at "
+        f"240):", flush=True)
+  steps = _variants({"moe60": _moe(60, x), "moe240": _moe(240, x), "dense": _dense(x)}, x)
+  times = _measure(steps, x, args.repeats)
+  ratio_60, ratio_240 = _ratio(times, "moe60", "dense"), _ratio(times, "moe240", "dense")
+  common.print_figure("moe_vs_dense_60", ratio_60)
+  common.print_figure("moe_vs_dense_240", ratio_240)
+  common.print_figure("moe_vs_dense", ratio)
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
