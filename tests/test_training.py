@@ -1,0 +1,109 @@
+"""The joint training loop on real data: metrics, logs, resuming, NaN handling, learning."""
+
+import json
+import logging
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from t2t_multimodel import checkpointing, run_dir, training
+from t2t_multimodel.mixing import ProblemSampler
+from t2t_multimodel.run_config import resolve_config
+
+TWO_PROBLEMS = "image_digits,translate_ende_bible"
+
+
+def _config(data_dir, output_dir, tiny_hparams, train_steps, problems=TWO_PROBLEMS, extra="", **flags):
+  flags = {"eval_every": 0, "eval_steps": 1, "checkpoint_every": 100, "log_every": 2, **flags}
+  overrides = dict(item.split("=") for item in filter(None, f"{tiny_hparams},{extra}".split(",")))
+  return resolve_config(problems=problems, hparams_set="multimodel_tiny",
+                        hparams=",".join(f"{k}={v}" for k, v in overrides.items()), data_dir=data_dir,
+                        output_dir=str(output_dir), train_steps=train_steps, **flags)
+
+
+def _weights(trainer):
+  return [np.array(v) for v in trainer.model.variables + trainer.optimizer.variables]
+
+
+def test_noam_schedule_warms_up_then_decays():
+  schedule = training.NoamSchedule(0.2, hidden_size=64, warmup_steps=100)
+  peak = 0.2 * 64 ** -0.5 * 100 ** -0.5
+  assert float(schedule(0)) == pytest.approx(peak / 100, rel=1e-5)   # step 1 of warmup
+  assert float(schedule(99)) == pytest.approx(peak, rel=1e-5)
+  assert float(schedule(399)) == pytest.approx(peak / 2, rel=1e-5)   # rsqrt: 4x the steps, half
+  restored = keras.optimizers.schedules.deserialize(keras.optimizers.schedules.serialize(schedule))
+  assert isinstance(restored, training.NoamSchedule) and restored.get_config() == schedule.get_config()
+
+
+def test_joint_training_writes_metrics_logs_and_checkpoints(train_data_dir, tiny_hparams, tmp_path):
+  config = _config(train_data_dir, tmp_path, tiny_hparams, 6, eval_every=3, checkpoint_every=3)
+  trainer = training.Trainer(config)
+  results = trainer.train()
+  records = run_dir.read_jsonl(str(tmp_path / run_dir.METRICS_FILE))
+  assert [(r["step"], r["split"], r["problem"]) for r in records] == [
+      (3, "dev", "image_digits"), (3, "dev", "translate_ende_bible"),
+      (6, "dev", "image_digits"), (6, "dev", "translate_ende_bible"),
+      (6, "test", "image_digits"), (6, "test", "translate_ende_bible")]
+  for record in records:
+    declared = {"image_digits": ["accuracy", "accuracy_top5"],
+                "translate_ende_bible": ["bleu", "accuracy", "neg_log_perplexity"]}[record["problem"]]
+    assert all(math.isfinite(record[name]) for name in declared + ["loss"])
+  assert results["test"]["image_digits"] == {k: v for k, v in records[4].items()
+                                             if k not in ("step", "problem", "split")}
+  # Each step trained the problem the sampler drew, with one traced function per problem.
+  log = run_dir.read_jsonl(str(tmp_path / run_dir.TRAIN_LOG_FILE))
+  assert [r["step"] for r in log] == [2, 4, 6]
+  drawn = {}
+  for record in log:
+    for name, n in record["steps"].items():
+      drawn[name] = drawn.get(name, 0) + n
+  counts = ProblemSampler(config.rates, config.seed).counts(6)
+  assert drawn == {name: n for name, n in counts.items() if n}
+  assert {name: fn.experimental_get_tracing_count() for name, fn in trainer.train_functions.items()} == {
+      name: 1 for name in drawn}
+  decodes = run_dir.read_jsonl(str(tmp_path / run_dir.DECODES_FILE))
+  translations = [d for d in decodes if d["problem"] == "translate_ende_bible" and d["split"] == "test"]
+  assert len(translations) == 3 and all(d["input"] and d["reference"] for d in translations)
+  assert checkpointing.latest_step(str(tmp_path)) == 6
+  for split in ("train", "dev", "test"):
+    assert list((tmp_path / "tensorboard" / split).glob("events.out.tfevents.*"))
+
+
+def test_resumed_run_equals_an_uninterrupted_one(train_data_dir, tiny_hparams, tmp_path, caplog):
+  straight = training.Trainer(_config(train_data_dir, tmp_path / "straight", tiny_hparams, 6))
+  straight.train()
+  training.Trainer(_config(train_data_dir, tmp_path / "resumed", tiny_hparams, 3)).train()
+  resumed = training.Trainer(_config(train_data_dir, tmp_path / "resumed", tiny_hparams, 6))
+  with caplog.at_level(logging.INFO, logger="t2t_multimodel.training"):
+    resumed.train()
+  assert "Resuming from step 3" in caplog.text
+  for a, b in zip(_weights(straight), _weights(resumed)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_nan_loss_stops_with_the_problem_and_step_and_keeps_the_last_good_checkpoint(
+    train_data_dir, tiny_hparams, tmp_path):
+  config = _config(train_data_dir, tmp_path, tiny_hparams, 30, problems="image_digits",
+                   extra="learning_rate=1e30,clip_grad_norm=0.0", checkpoint_every=1)
+  with pytest.raises(training.TrainingDivergedError) as raised:
+    training.Trainer(config).train()
+  message = str(raised.value)
+  step = int(message.split(" at step ")[1].split()[0])
+  assert f"at step {step} on problem image_digits" in message
+  assert checkpointing.latest_step(str(tmp_path)) == step - 1
+  assert f"last good checkpoint, step {step - 1}" in message
+  reader = tf.train.load_checkpoint(str(tmp_path / "checkpoints" / f"ckpt-{step - 1}"))
+  floats = [name for name, dtype in reader.get_variable_to_dtype_map().items() if dtype.is_floating]
+  assert floats   # (the data iterators' states are variants, not readable as arrays)
+  assert all(np.all(np.isfinite(reader.get_tensor(name))) for name in floats)
+  assert all(r["step"] < step for r in run_dir.read_jsonl(str(tmp_path / run_dir.METRICS_FILE)))
+
+
+def test_image_digits_learns(train_data_dir, tiny_hparams, tmp_path):
+  config = _config(train_data_dir, tmp_path, tiny_hparams, 300, problems="image_digits",
+                   extra="hidden_size=32,batch_size=16,learning_rate_warmup_steps=50", eval_steps=0)
+  results = training.Trainer(config).train()
+  assert results["test"]["image_digits"]["accuracy"] > 0.5   # chance: 0.1
