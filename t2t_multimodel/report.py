@@ -1,0 +1,173 @@
+"""The report of a training run: final metrics per problem, curves, decoded examples (Markdown + PNG).
+
+  python -m t2t_multimodel.report --output_dir=runs/demo --report=reports/demo.md \
+      [--examples_dir=runs/demo/decoder] [--timings=runs/demo/timings.tsv]
+
+Everything comes from the run dir the trainer wrote (see run_dir.py): metrics.jsonl (dev curves,
+final test metrics), train_log.jsonl (training loss per problem, steps/s), decodes.jsonl (greedy
+decodes from the final evaluation), hparams.json and problems.json. Optional extras: pairs of
+`<problem>.in` / `<problem>.out` files written by mm-decoder (one output line per input line),
+and a TSV of `stage<TAB>seconds` wall times. The plots are written beside the report:
+`<report stem>_loss.png` and `<report stem>_metrics.png`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import sys
+from typing import Sequence
+
+from t2t_multimodel import cli, run_dir
+from t2t_multimodel.errors import UserError
+
+_NOT_METRICS = ("step", "problem", "split")
+
+
+def final_metrics(records: Sequence[dict], split: str = "test") -> tuple[int, dict[str, dict]]:
+  """(step, problem -> metrics) of the last evaluation on `split` in metrics.jsonl records."""
+  steps = [r["step"] for r in records if r["split"] == split]
+  if not steps:
+    raise UserError(f"No {split} evaluation in the run's {run_dir.METRICS_FILE}: has training finished?")
+  step = max(steps)
+  return step, {r["problem"]: {k: v for k, v in r.items() if k not in _NOT_METRICS}
+                for r in records if r["split"] == split and r["step"] == step}
+
+
+def steps_per_problem(train_log: Sequence[dict]) -> dict[str, int]:
+  """Problem -> how many training steps drew it."""
+  counts: dict[str, int] = {}
+  for record in train_log:
+    for name, n in record["steps"].items():
+      counts[name] = counts.get(name, 0) + n
+  return counts
+
+
+def curves(records: Sequence[dict], key: str, split: str | None = None) -> dict[str, tuple[list, list]]:
+  """Problem -> (steps, values) of `key`, from metrics records (of `split`) or train-log records."""
+  series: dict[str, tuple[list, list]] = {}
+  for record in records:
+    if split is not None and record.get("split") != split:
+      continue
+    values = record[key] if isinstance(record.get(key), dict) else {record.get("problem"): record.get(key)}
+    for name, value in values.items():
+      if name is not None and value is not None:
+        steps, ys = series.setdefault(name, ([], []))
+        steps.append(record["step"])
+        ys.append(value)
+  return series
+
+
+def plot(series_by_panel: dict[str, dict[str, tuple[list, list]]], path: str, ylabel: str) -> None:
+  """One panel per key of `series_by_panel` (one line per problem in each), saved as PNG."""
+  import matplotlib
+  matplotlib.use("Agg")
+  from matplotlib import pyplot as plt
+
+  panels = list(series_by_panel)
+  columns = min(4, len(panels))
+  rows = (len(panels) + columns - 1) // columns
+  figure, axes = plt.subplots(rows, columns, figsize=(4 * columns, 3 * rows), squeeze=False)
+  for ax, panel in zip(axes.flat, panels):
+    for name, (steps, values) in sorted(series_by_panel[panel].items()):
+      ax.plot(steps, values, marker="." if len(steps) < 30 else None, label=name)
+    ax.set_title(panel, fontsize=9)
+    ax.set_xlabel("step")
+    ax.set_ylabel(ylabel if len(panels) == 1 else panel.split(": ")[-1])
+    if len(series_by_panel[panel]) > 1:
+      ax.legend(fontsize=6)
+  for ax in list(axes.flat)[len(panels):]:
+    ax.axis("off")
+  figure.tight_layout()
+  figure.savefig(path, dpi=100)
+  plt.close(figure)
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+  return (["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] +
+          ["| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in row) + " |"
+           for row in rows])
+
+
+def _format(value: float) -> str:
+  return f"{value:.4g}"
+
+
+def _decoder_examples(examples_dir: str | None) -> list[str]:
+  lines: list[str] = []
+  for source in sorted(glob.glob(os.path.join(examples_dir or "", "*.in"))):
+    target = source[:-3] + ".out"
+    if not os.path.exists(target):
+      continue
+    with open(source, encoding="utf-8") as f, open(target, encoding="utf-8") as g:
+      pairs = list(zip(f.read().splitlines(), g.read().splitlines()))
+    name = os.path.basename(source)[:-3]
+    lines += ["", f"`mm-decoder --problem={name}` (one output line per piped input line):", ""]
+    lines += _table(["input", "output"], pairs)
+  return lines
+
+
+def write_report(output_dir: str, report_path: str, examples_dir: str | None = None,
+                 timings_path: str | None = None) -> str:
+  """Writes the Markdown report of the run in `output_dir` and its two plots; returns the path."""
+  from t2t_multimodel.problems import PROBLEMS  # imports TensorFlow: after the CLI quietened it
+
+  hparams, record = run_dir.load_run(output_dir)
+  metrics = run_dir.read_jsonl(os.path.join(output_dir, run_dir.METRICS_FILE))
+  train_log = run_dir.read_jsonl(os.path.join(output_dir, run_dir.TRAIN_LOG_FILE))
+  decodes = run_dir.read_jsonl(os.path.join(output_dir, run_dir.DECODES_FILE))
+  step, final = final_metrics(metrics)
+  drawn = steps_per_problem(train_log)
+  declared = {p["name"]: list(PROBLEMS.get(p["name"]).metrics) for p in record["problems"]}
+  stem = os.path.splitext(report_path)[0]
+  os.makedirs(os.path.dirname(os.path.abspath(report_path)), exist_ok=True)
+  plot({"training loss": curves(train_log, "loss")}, f"{stem}_loss.png", "training loss")
+  plot({f"{name}: {names[0]}": {name: curves(metrics, names[0], split="dev").get(name, ([], []))}
+        for name, names in declared.items()}, f"{stem}_metrics.png", "")
+
+  speeds = sorted(r["steps_per_sec"] for r in train_log[1:]) or [float("nan")]
+  lines = [f"# Training report: {record['spec']}", "",
+           f"Run dir `{output_dir}`: {step} steps, mixing `{record['mixing']}`, seed {record['seed']}, "
+           f"hidden_size {hparams.hidden_size}, {hparams.num_experts} experts (k={hparams.moe_k}), "
+           f"batch {hparams.batch_size}; median {speeds[len(speeds) // 2]:.2f} training steps/s.",
+           "", f"## Final metrics (test split, step {step})", ""]
+  rows = [[name, drawn.get(name, 0),
+           ", ".join(f"{m}={_format(final[name][m])}" for m in names if m in final.get(name, {})),
+           _format(final.get(name, {}).get("loss", float("nan")))]
+          for name, names in declared.items()]
+  lines += _table(["problem", "steps drawn", "metrics", "loss"], rows)
+  if timings_path and os.path.exists(timings_path):
+    with open(timings_path, encoding="utf-8") as f:
+      stages = [line.split("\t") for line in f.read().splitlines() if "\t" in line]
+    lines += ["", "## Wall time", ""] + _table(["stage", "seconds"], stages)
+  lines += ["", "## Curves", "", f"![training loss]({os.path.basename(stem)}_loss.png)", "",
+            f"![dev metrics]({os.path.basename(stem)}_metrics.png)", "", "## Decoded examples", "",
+            "Greedy decodes from the final evaluation (test split):", ""]
+  lines += _table(["problem", "input", "reference", "hypothesis"],
+                  [[d["problem"], d["input"], d["reference"], d["hypothesis"]]
+                   for d in decodes if d["split"] == "test" and d["step"] == step])
+  lines += _decoder_examples(examples_dir)
+  with open(report_path, "w", encoding="utf-8") as f:
+    f.write("\n".join(lines) + "\n")
+  return report_path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  parser = argparse.ArgumentParser(prog="python -m t2t_multimodel.report", description=__doc__.split("\n")[0])
+  parser.add_argument("--output_dir", required=True, help="The mm-trainer run.")
+  parser.add_argument("--report", required=True, help="The Markdown file to write.")
+  parser.add_argument("--examples_dir", help="<problem>.in / <problem>.out pairs from mm-decoder.")
+  parser.add_argument("--timings", help="TSV of stage<TAB>seconds.")
+  args = parser.parse_args(argv)
+  cli.quiet_tensorflow()
+  try:
+    print(write_report(args.output_dir, args.report, args.examples_dir, args.timings))
+  except UserError as e:
+    print(f"{parser.prog}: error: {e}", file=sys.stderr)
+    return 2
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,74 @@
+"""The run report: final test metrics, curves and decoded examples from a run dir's files."""
+
+import pytest
+
+from t2t_multimodel import report, run_dir
+from t2t_multimodel.errors import UserError
+from t2t_multimodel.hparams.multimodel import multimodel_tiny
+from t2t_multimodel.problems import PROBLEMS
+
+NAMES = ("image_digits", "translate_ende_bible")
+
+
+def _write_run(output_dir, final_split="test"):
+  """A run dir in the trainer's format: two problems, dev evaluations at steps 2 and 4."""
+  signatures = [PROBLEMS.get(name).signature() for name in NAMES]
+  record = run_dir.problems_record(",".join(NAMES), signatures, "uniform",
+                                   {name: 0.5 for name in NAMES}, 0, None, "/data")
+  run_dir.prepare(str(output_dir), multimodel_tiny(), record)
+  metrics = []
+  for step, split in ((2, "dev"), (4, "dev"), (4, final_split)):
+    metrics += [{"step": step, "problem": "image_digits", "split": split, "accuracy": step / 10,
+                 "accuracy_top5": 0.5, "loss": 2.0 - step / 10},
+                {"step": step, "problem": "translate_ende_bible", "split": split, "bleu": step * 1.5,
+                 "accuracy": 0.1, "neg_log_perplexity": -5.0, "loss": 5.0}]
+  run_dir.append_jsonl(str(output_dir / run_dir.METRICS_FILE), metrics)
+  run_dir.append_jsonl(str(output_dir / run_dir.TRAIN_LOG_FILE), [
+      {"step": step, "steps_per_sec": 3.0, "loss": {name: 4.0 / step for name in NAMES},
+       "steps": {"image_digits": 1, "translate_ende_bible": 1}, "learning_rate": 0.01}
+      for step in (2, 4)])
+  run_dir.append_jsonl(str(output_dir / run_dir.DECODES_FILE), [
+      {"step": 4, "problem": "translate_ende_bible", "split": "test", "input": "In the beginning",
+       "reference": "Im Anfang", "hypothesis": "Am | Anfang"}])
+
+
+def test_report_has_final_metrics_curves_examples_and_timings(tmp_path):
+  run = tmp_path / "run"
+  _write_run(run)
+  examples = tmp_path / "decoder"
+  examples.mkdir()
+  (examples / "translate_ende_bible.in").write_text("Love your neighbour.\n\n")
+  (examples / "translate_ende_bible.out").write_text("Liebe deinen Nächsten.\n\n")
+  (tmp_path / "timings.tsv").write_text("datagen\t12\ntrain and evaluate\t600\n")
+  path = report.write_report(str(run), str(tmp_path / "out" / "demo.md"), str(examples),
+                             str(tmp_path / "timings.tsv"))
+  text = open(path, encoding="utf-8").read()
+  assert "| image_digits | 2 | accuracy=0.4, accuracy_top5=0.5 | 1.6 |" in text
+  assert "| translate_ende_bible | 2 | bleu=6, accuracy=0.1, neg_log_perplexity=-5 | 5 |" in text
+  assert "| train and evaluate | 600 |" in text
+  assert "| translate_ende_bible | In the beginning | Im Anfang | Am \\| Anfang |" in text
+  assert "| Love your neighbour. | Liebe deinen Nächsten. |" in text
+  for plot in ("demo_loss.png", "demo_metrics.png"):
+    assert f"]({plot})" in text
+    assert (tmp_path / "out" / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_curves_by_problem():
+  records = [{"step": 2, "problem": "a", "split": "dev", "bleu": 1.0},
+             {"step": 2, "problem": "a", "split": "test", "bleu": 9.0},
+             {"step": 4, "problem": "a", "split": "dev", "bleu": 3.0}]
+  assert report.curves(records, "bleu", split="dev") == {"a": ([2, 4], [1.0, 3.0])}
+  log = [{"step": 2, "loss": {"a": 1.0, "b": 2.0}}, {"step": 4, "loss": {"a": 0.5}}]
+  assert report.curves(log, "loss") == {"a": ([2, 4], [1.0, 0.5]), "b": ([2], [2.0])}
+
+
+def test_a_run_without_a_final_evaluation_is_a_one_line_error(tmp_path):
+  _write_run(tmp_path, final_split="dev")
+  with pytest.raises(UserError, match="No test evaluation"):
+    report.write_report(str(tmp_path), str(tmp_path / "demo.md"))
+
+
+def test_cli_names_a_missing_run(tmp_path, capsys):
+  assert report.main([f"--output_dir={tmp_path}", f"--report={tmp_path / 'r.md'}"]) == 2
+  err = capsys.readouterr().err.strip()
+  assert "No training run in" in err and len(err.splitlines()) == 1
