@@ -2,6 +2,7 @@
 
 import glob
 import io
+import json
 import os
 import signal
 import subprocess
@@ -15,7 +16,7 @@ from PIL import Image
 
 from t2t_multimodel import datagen, dataset
 from t2t_multimodel.problem import CommandToken, Problem
-from t2t_multimodel.vocab import load_vocab
+from t2t_multimodel.vocab import load_vocab, vocab_path
 
 SENTENCES = [f"sentence number {i} says hello to the world" for i in range(60)]
 
@@ -77,6 +78,15 @@ def test_generate_writes_named_shards_vocab_and_manifest(tmp_path):
   images = list(dataset.load_split(ToyImages(), "test", data_dir).as_numpy_iterator())
   assert [int(ex["targets"][0]) for ex in images] == [0, 1, 0, 1, 0, 1]
   assert images[1]["inputs"].shape == (4, 4, 3) and images[1]["inputs"].max() == pytest.approx(200 / 255)
+
+
+def test_manifests_and_vocab_record_their_generation_seconds(tmp_path):
+  """benchmarks/datagen.py sums these; only their presence is checked, never a duration."""
+  data_dir = str(tmp_path)
+  manifests = datagen.generate([ToyTranslate(), ToyImages()], data_dir, progress=False)
+  with open(vocab_path(data_dir) + ".json") as f:
+    recorded = [json.load(f)["seconds"]] + [m["seconds"] for m in manifests.values()]
+  assert all(isinstance(s, float) and s >= 0 for s in recorded)
 
 
 def test_second_run_is_a_no_op(tmp_path):
