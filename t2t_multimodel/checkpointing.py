@@ -16,6 +16,9 @@ after a checkpoint is complete, so a process killed at any moment loses at most 
 the last checkpoint. Only the chief writes `O/checkpoints`; under MultiWorkerMirroredStrategy the
 other workers save too (every worker must take part in a save) into
 `O/checkpoints/worker_<i>`, a copy of the chief's state kept as the one latest checkpoint.
+Workers that share output_dir (the usual setup) all resume from the chief's newest checkpoint; a
+worker with its own output_dir resumes from its copy. The trainer checks that every worker
+resumes from the same step (distribute.same_on_all_workers).
 """
 
 from __future__ import annotations

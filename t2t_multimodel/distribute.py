@@ -54,8 +54,11 @@ def _check_tf_config() -> None:
                         "variable, which is not set.")
   try:
     config = json.loads(raw)
-    config["cluster"], config["task"]["type"], config["task"]["index"]
-  except (ValueError, KeyError, TypeError) as e:
+    cluster, task_type, index = config["cluster"], config["task"]["type"], config["task"]["index"]
+    members = cluster[task_type]
+    if not isinstance(index, int) or not 0 <= index < len(members):
+      raise IndexError(f"task index {index!r} of {task_type!r} is not in 0..{len(members) - 1}")
+  except (ValueError, KeyError, TypeError, IndexError) as e:
     raise StrategyError(f"TF_CONFIG is not a valid cluster description ({type(e).__name__}: {e}): "
                         f"{raw}") from None
 
@@ -76,6 +79,23 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
   if task_type != "worker":
     return False
   return task_id == 0 and "chief" not in strategy.cluster_resolver.cluster_spec().as_dict()
+
+
+def same_on_all_workers(strategy: tf.distribute.Strategy, value: int, what: str) -> None:
+  """Checks that every worker of a multi-worker run holds the same `value` (a barrier too).
+
+  Every worker gets the same values, so all of them raise together rather than some waiting.
+
+  Raises:
+    StrategyError: the workers differ, e.g. they restored checkpoints of different steps.
+  """
+  if task(strategy)[0] is None:
+    return
+  per_replica = strategy.run(lambda: tf.constant([value], tf.int64))
+  values = sorted(set(strategy.gather(per_replica, axis=0).numpy().tolist()))
+  if len(values) > 1:
+    raise StrategyError(f"The workers disagree on {what}: {values}. Every worker must run the "
+                        f"same command on the same output_dir.")
 
 
 def is_distributed(strategy: tf.distribute.Strategy) -> bool:

@@ -160,12 +160,15 @@ class Trainer:
     config = self.config
     run_dir.prepare(config.output_dir, config.hparams, config.record(), overwrite=config.overwrite,
                     write=self.chief)
+    # A barrier: no worker reads O/checkpoints before the chief has cleared it (--overwrite).
+    distribute.same_on_all_workers(self.strategy, config.train_steps, "--train_steps")
     checkpoint_iterators = not distribute.is_distributed(self.strategy)
     iterators = self._iterators({}) if checkpoint_iterators else None
     ckpt = checkpointing.RunCheckpoint(config.output_dir, self.model, self.optimizer,
                                        strategy=self.strategy, keep=config.keep_checkpoints,
                                        iterators=iterators)
     step = ckpt.restore()
+    distribute.same_on_all_workers(self.strategy, step, "the step to resume from")
     if step:
       log.info("Resuming from step %d", step)
     self._forget_logs_after(step)
