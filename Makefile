@@ -27,8 +27,19 @@ test: install
 test-all: install
 	$(BIN)/python -m pytest -q -n 2 tests
 
+# Every script under benchmarks/ but the helper module; each prints `name=value` figures (ratios
+# measured within its own run), repeated together at the end. TensorFlow's stderr is kept apart
+# and shown only if a script fails.
 bench: install
-	@for script in benchmarks/*.py; do $(BIN)/python $$script || exit 1; done
+	@log=$$(mktemp); err=$$(mktemp); rc=$$(mktemp); start=$$(date +%s); \
+	for script in benchmarks/*.py; do \
+	  case $$script in benchmarks/common.py) continue;; esac; \
+	  echo "== $$script"; \
+	  ( $(BIN)/python $$script 2>$$err; echo $$? >$$rc ) | tee -a $$log; \
+	  if [ "$$(cat $$rc)" != 0 ]; then tail -n 20 $$err; rm -f $$log $$err $$rc; exit 1; fi; \
+	done; \
+	echo "== figures (make bench took $$(( $$(date +%s) - start )) s)"; \
+	grep -E '^(machine: |[a-z0-9_]+=)' $$log | sort -u; rm -f $$log $$err $$rc
 
 clean:
 	rm -rf $(VENV) build *.egg-info
