@@ -1,13 +1,18 @@
-"""Batches per second that the tf.data input pipeline alone delivers (no model).
+"""input_pipeline_headroom: batches/s of the tf.data pipeline alone over training steps/s.
 
 For each problem of mm8_mini, then for the mixture drawn by the ProblemSampler
 (proportional rates), with the multimodel_tiny hparams, after mm-datagen:
 
   python benchmarks/input_pipeline.py [--data_dir=data/mm8_mini] [--problems=mm8_mini] [--seconds=3]
 
-The last line is `input_pipeline_batches_per_s=<mixed value>`. The pipeline is
-warmed up first (one pass over each train split fills its in-memory cache), so
-the figures are the steady state a long training run sees.
+The pipeline is warmed up first (one pass over each train split fills its
+in-memory cache), so its figures are the steady state a long training run sees.
+Then the trainer's joint train steps (`training.Trainer`: one compiled step per
+problem, problems drawn by the same sampler) run on batches from those warm
+pipelines for about 2 x --seconds; each problem's first two steps (tracing, first
+run) are warm-up, left out of the figure, so only the problems drawn are traced. The lines
+`input_pipeline_batches_per_s=` (mixed) and `input_pipeline_headroom=` (mixed
+batches/s over train steps/s, both measured in this run) close the output.
 """
 
 from __future__ import annotations
@@ -15,11 +20,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from t2t_multimodel import inputs, mixing  # noqa: E402
+from t2t_multimodel import inputs, mixing, run_config, training  # noqa: E402
 from t2t_multimodel.dataset import DataNotFoundError  # noqa: E402
 from t2t_multimodel.hparams.multimodel import multimodel_tiny  # noqa: E402
 
@@ -73,10 +79,44 @@ def main(argv: list[str] | None = None) -> int:
     step += 1
 
   mixed = _rate(next_mixed, args.seconds)
-  print(f"{'mixed (proportional)':24s} {mixed:10.1f} batches/s   ({os.cpu_count()} CPUs)")
+  print(f"{'mixed (proportional)':24s} {mixed:10.1f} batches/s   ({os.cpu_count()} CPUs)",
+        flush=True)
+  steps = _train_steps_per_second(args, iterators, sampler, 2 * args.seconds)
+  print(f"{'train steps (joint)':24s} {steps:10.1f} steps/s     (multimodel_tiny, the trainer's "
+        f"compiled step per problem)")
   print(f"input_pipeline_batches_per_s={mixed:.1f}")
+  print(f"input_pipeline_headroom={mixed / steps:.1f}")
   return 0
 
+
+def _train_steps_per_second(args, iterators: dict, sampler, seconds: float) -> float:
+  """Joint train steps/s of the real Trainer's compiled steps, fed by the warm `iterators`.
+
+  Steps follow the sampler from step 0 for about `seconds` of warm steps: a problem's first two
+  steps (tracing, first run) are warm-up, left out of the figure; so only problems drawn are traced.
+  """
+  with tempfile.TemporaryDirectory() as output_dir:
+    config = run_config.resolve_config(problems=args.problems, hparams_set="multimodel_tiny",
+                                       data_dir=args.data_dir, output_dir=output_dir,
+                                       train_steps=1)
+    trainer = training.Trainer(config)
+  calls = {name: 0 for name in iterators}
+  step, warm_steps, warm_seconds, warm_up_seconds = 0, 0, 0.0, 0.0
+  while warm_seconds < seconds or warm_steps < 10:
+    name = sampler.problem_at(step)
+    step_fn = trainer._train_fn(name, iterators[name].element_spec)
+    start = time.perf_counter()
+    float(step_fn(next(iterators[name])))  # the trainer blocks on each step's loss too
+    elapsed = time.perf_counter() - start
+    step, calls[name] = step + 1, calls[name] + 1
+    if calls[name] <= 2:
+      warm_up_seconds += elapsed
+    else:
+      warm_steps, warm_seconds = warm_steps + 1, warm_seconds + elapsed
+  drawn = ", ".join(f"{name} {count}" for name, count in calls.items() if count)
+  print(f"{'(joint steps drawn)':24s} {step:10d} steps     ({drawn}; the first two of each, "
+        f"{warm_up_seconds:.0f} s, are warm-up)", flush=True)
+  return warm_steps / warm_seconds
 
 if __name__ == "__main__":
   sys.exit(main())
