@@ -23,10 +23,11 @@ from t2t_multimodel.hparams.base import HParams
 from t2t_multimodel.layers.attention import AttentionBlock, padding_bias
 from t2t_multimodel.layers.conv import SERIALIZABLE, ConvBlock, apply_mask, build_once
 from t2t_multimodel.layers.moe import MixtureOfExperts
+from t2t_multimodel.layers.tracking import CheckpointedCollections
 
 
 @SERIALIZABLE
-class ResidualNorm(keras.layers.Layer):
+class ResidualNorm(CheckpointedCollections, keras.layers.Layer):
   """(x, f(x)) -> LayerNorm(x + Dropout(f(x))): how attention and MoE outputs join the stream.
 
   Args:
@@ -63,7 +64,7 @@ def _hp(hparams: HParams | dict) -> HParams:
 
 
 @SERIALIZABLE
-class Encoder(keras.layers.Layer):
+class Encoder(CheckpointedCollections, keras.layers.Layer):
   """hp.num_encoder_blocks ConvBlocks with a MoE layer after block (n - 1) // 2 (6: 3 + MoE + 3).
 
   Args:
@@ -102,7 +103,7 @@ class Encoder(keras.layers.Layer):
 
 
 @SERIALIZABLE
-class TargetSide(keras.layers.Layer):
+class TargetSide(CheckpointedCollections, keras.layers.Layer):
   """The I/O mixer and the decoder: every layer that reads the shifted targets; all causal.
 
   Args:

@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from t2t_multimodel.hparams.base import HParams
 from t2t_multimodel.layers.conv import SERIALIZABLE, ConvRes
+from t2t_multimodel.layers.tracking import CheckpointedCollections
 from t2t_multimodel.registry import Registry
 from t2t_multimodel.vocab import PAD_ID
 
@@ -38,7 +39,7 @@ def smoothed_cross_entropy(logits, labels, weights, label_smoothing: float):
 
 
 @SERIALIZABLE
-class SymbolModality(keras.layers.Layer):
+class SymbolModality(CheckpointedCollections, keras.layers.Layer):
   """The shared subword vocabulary: one embedding for every text input and target, scaled by
   sqrt(D); out, an untied linear layer to the vocabulary (softmax in the loss).
 
@@ -86,7 +87,7 @@ def image_strides(image_size: int) -> int:
 
 
 @SERIALIZABLE
-class ImageModality(keras.layers.Layer):
+class ImageModality(CheckpointedCollections, keras.layers.Layer):
   """The paper's image modality net, an Xception-like entry flow, then flattened to a sequence:
 
     h = LN(Conv_{3x3, C/16}(ReLU(LN(Conv_{3x3, C/32, stride}(x)))))    the stem
@@ -137,7 +138,7 @@ class ImageModality(keras.layers.Layer):
 
 
 @SERIALIZABLE
-class AudioModality(keras.layers.Layer):
+class AudioModality(CheckpointedCollections, keras.layers.Layer):
   """Log-mel frames [B, F, 80] -> a linear map to D, then `blocks` 1-D ConvRes blocks, the first
   `time_strides` of them halving time: [B, ceil(F / 2^time_strides), D].
 
@@ -181,7 +182,7 @@ class AudioModality(keras.layers.Layer):
 
 
 @SERIALIZABLE
-class ClassLabelModality(keras.layers.Layer):
+class ClassLabelModality(CheckpointedCollections, keras.layers.Layer):
   """The categorical exit flow (Xception's, with T2T's widths), from the body to class logits:
 
     x = the body output, reshaped back to its grid [B, h, w, D] for image inputs (rank 2)

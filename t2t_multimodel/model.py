@@ -26,6 +26,7 @@ from t2t_multimodel import modalities
 from t2t_multimodel.body import Encoder, TargetSide
 from t2t_multimodel.hparams.base import HParams
 from t2t_multimodel.layers.conv import SERIALIZABLE
+from t2t_multimodel.layers.tracking import CheckpointedCollections
 from t2t_multimodel.problem import NUM_COMMAND_TOKENS
 from t2t_multimodel.registry import Registry
 from t2t_multimodel.vocab import PAD_ID
@@ -45,7 +46,7 @@ def dummy_features(problem: dict, hp: HParams, batch_size: int = 1) -> dict:
 
 
 @SERIALIZABLE
-class MultiModel(keras.Model):
+class MultiModel(CheckpointedCollections, keras.Model):
   """One model for every problem of a run.
 
   Args:

@@ -157,6 +157,19 @@ def test_save_and_load_keras_format(model, tmp_path):
                                   loaded(features, problem=problem).numpy())
 
 
+def test_tf_checkpoint_of_the_model_alone_restores_every_weight(model, tmp_path):
+  # mm-decoder restores tf.train.Checkpoint(model=...) without the optimizer, into a model whose
+  # problems (and so the order its weights are created in) may come in another order.
+  path = tf.train.Checkpoint(model=model).write(str(tmp_path / "ckpt"))
+  restored = MultiModel(model.hp, _signatures(MINI[::-1]))
+  restored.build_all()
+  tf.train.Checkpoint(model=restored).read(path).assert_consumed()
+  for problem in ("translate_ende_bible", "image_digits", "speech_espeak"):
+    features = _features(problem, model.hp)
+    np.testing.assert_array_equal(model(features, problem=problem).numpy(),
+                                  restored(features, problem=problem).numpy())
+
+
 def test_unknown_problem_and_label_decoding_are_named(model):
   with pytest.raises(KeyError, match="'nope'.*translate_ende_bible"):
     model(_features("translate_ende_bible", model.hp), problem="nope")

@@ -16,6 +16,7 @@ import keras
 import tensorflow as tf
 
 from t2t_multimodel.layers.conv import SERIALIZABLE, ConvStep, build_once
+from t2t_multimodel.layers.tracking import CheckpointedCollections
 
 NEG_INF = -1e9
 
@@ -48,7 +49,7 @@ def causal_bias(length) -> tf.Tensor:
 
 
 @SERIALIZABLE
-class Attention(keras.layers.Layer):
+class Attention(CheckpointedCollections, keras.layers.Layer):
   """Multi-head dot-product attention with its own projections (no biases).
 
   Args:
@@ -112,7 +113,7 @@ class Attention(keras.layers.Layer):
 
 
 @SERIALIZABLE
-class AttentionBlock(keras.layers.Layer):
+class AttentionBlock(CheckpointedCollections, keras.layers.Layer):
   """The paper's attention block (and T2T slicenet's): the targets attend to themselves and a source.
 
     t = ConvStep_{5x1, dilation 4}(ConvStep_{5x1}(targets + timing))     causal mixing

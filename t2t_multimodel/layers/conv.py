@@ -10,6 +10,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from t2t_multimodel.layers.tracking import CheckpointedCollections
+
 SERIALIZABLE = keras.saving.register_keras_serializable(package="t2t_multimodel")
 
 
@@ -25,7 +27,7 @@ def apply_mask(x: tf.Tensor, mask: tf.Tensor | None) -> tf.Tensor:
 
 
 @SERIALIZABLE
-class ConvStep(keras.layers.Layer):
+class ConvStep(CheckpointedCollections, keras.layers.Layer):
   """ConvStep(x) = LayerNorm(SepConv(ReLU(x))) over a sequence [B, T, D] -> [B, T / strides, F].
 
   Padded positions (mask False) are zeroed before the convolution, so they never reach a real
@@ -98,7 +100,7 @@ class ConvStep(keras.layers.Layer):
 
 
 @SERIALIZABLE
-class ConvBlock(keras.layers.Layer):
+class ConvBlock(CheckpointedCollections, keras.layers.Layer):
   """The paper's ConvBlock: four ConvSteps, two skip connections from the block input, dropout.
 
     h2 = x + ConvStep_{3x1}(ConvStep_{3x1}(x))
@@ -160,7 +162,7 @@ class ConvBlock(keras.layers.Layer):
 
 
 @SERIALIZABLE
-class ConvRes(keras.layers.Layer):
+class ConvRes(CheckpointedCollections, keras.layers.Layer):
   """Xception-style residual block: two separable ConvSteps, max-pooling, a strided shortcut.
 
     c2 = LN(SepConv(ReLU(LN(SepConv(ReLU(x))))))
