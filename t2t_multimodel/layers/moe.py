@@ -141,12 +141,15 @@ def _map_experts(fn, num_experts: int, dtype, shapes):
                        parallel_iterations=2)[1:]
 
 
-def _looped_ffn(rows, offsets, w1, b1, w2, b2):
+def _looped_ffn(rows, offsets, w1, b1, w2, b2, custom_gradient: bool = True):
   """Each expert on its unpadded slice rows[offsets[i]:offsets[i + 1]], one loop each way.
 
   Args:
     rows: [R, D] sorted by expert (rows past offsets[E] are not run).  offsets: [E + 1] int32.
     w1: [E, D, F].  b1: [E, F].  w2: [E, F, D].  b2: [E, D].
+    custom_gradient: True in training: the hand-written backward loop. False for inference:
+      TensorFlow's own gradient of the loop (slower), and no gradient function holding the
+      loop's state, which a SavedModel cannot serialise.
   Returns:
     [offsets[E] + 1, D]: the outputs, then a zero row (which padding assignments read).
   """
@@ -155,8 +158,7 @@ def _looped_ffn(rows, offsets, w1, b1, w2, b2):
   def part(t, i):
     return t[offsets[i]:offsets[i + 1]]  # [n_i, ...] a view, no copy.
 
-  @tf.custom_gradient
-  def ffn(rows, w1, b1, w2, b2):
+  def run_forward(rows, w1, b1, w2, b2):
     def forward(i):
       # bias_add: grappler fuses MatMul + BiasAdd (+ Relu) into one kernel.
       h = tf.nn.relu(tf.nn.bias_add(tf.matmul(part(rows, i), w1[i]), b1[i]))  # [n_i, F]
@@ -164,6 +166,14 @@ def _looped_ffn(rows, offsets, w1, b1, w2, b2):
 
     outputs, hidden = _map_experts(forward, e, rows.dtype, [[None, d], [None, f]])
     zero_row = tf.zeros([1, d], rows.dtype)  # [1, D]
+    return outputs.write(e, zero_row).concat(), hidden  # [offsets[E] + 1, D], E + 1 x [n_i, F]
+
+  if not custom_gradient:
+    return run_forward(rows, w1, b1, w2, b2)[0]
+
+  @tf.custom_gradient
+  def ffn(rows, w1, b1, w2, b2):
+    outputs, hidden = run_forward(rows, w1, b1, w2, b2)
 
     def grad(dy):  # dy: [offsets[E] + 1, D]
       def backward(i):
@@ -178,7 +188,7 @@ def _looped_ffn(rows, offsets, w1, b1, w2, b2):
       d_rows = d_rows.write(e, tf.zeros([tf.shape(rows)[0] - offsets[e], d], rows.dtype))
       return [d_rows.concat()] + [array.gather(tf.range(e)) for array in d_weights]
 
-    return outputs.write(e, zero_row).concat(), grad  # [offsets[E] + 1, D]
+    return outputs, grad
 
   return ffn(rows, w1, b1, w2, b2)
 
@@ -292,7 +302,7 @@ class MixtureOfExperts(keras.layers.Layer):
     valid = None if mask is None else tf.reshape(tf.cast(mask, tf.bool), [-1])  # [N]
     routing = self.gating(tokens, valid, training=bool(training))
     self.add_loss(routing.loss)
-    y = self._dispatch(tokens, routing.gates, routing.experts, valid)  # [N, D]
+    y = self._dispatch(tokens, routing.gates, routing.experts, valid, bool(training))  # [N, D]
     return tf.reshape(y, shape)  # [B, T, D]
 
   def dispatch_mode(self) -> str:
@@ -301,7 +311,7 @@ class MixtureOfExperts(keras.layers.Layer):
       return self.dispatch
     return "padded" if tf.config.list_logical_devices("GPU") else "loop"
 
-  def _dispatch(self, tokens, gates, experts, valid):
+  def _dispatch(self, tokens, gates, experts, valid, training: bool = True):
     """Runs each token's k experts only, on groups sorted by expert; returns y [N, D]."""
     e, k = self.num_experts, self.k
     flat_experts = tf.reshape(experts, [-1])  # [A], A = N*k; assignment a is token a // k.
@@ -319,7 +329,7 @@ class MixtureOfExperts(keras.layers.Layer):
       slot = tf.reshape(tf.minimum(position, offsets[e]), [-1, k])  # [N, k] padding: zero row
       slot_assignment = tf.concat([order[:offsets[e]], [-1]], axis=0)  # [R], R = offsets[E] + 1
       rows = _gather_rows(tokens, slot_assignment, slot)  # [R, D]
-      rows = _looped_ffn(rows, offsets, *weights)  # [R, D]
+      rows = _looped_ffn(rows, offsets, *weights, custom_gradient=training)  # [R, D]
       return _combine_rows(rows, gates, slot, slot_assignment)  # [N, D]
     # "padded": row e * C + rank of each assignment; padding assignments read row 0, gate 0.
     capacity = (tf.reduce_max(counts[:e]) + _CAPACITY_MULTIPLE - 1) // _CAPACITY_MULTIPLE
