@@ -8,6 +8,7 @@
   O/train_log.jsonl   training loss per problem, learning rate and steps/s every log interval
   O/decodes.jsonl     a few greedy decodes per problem from the final evaluation
   O/tensorboard/      tf.summary scalars: train/, dev/, test/
+  O/vocab.mm8k.model  the vocabulary the run was trained with (copied from the data dir)
 
 Everything that reads a run (the decoder, the report) loads its configuration from here, so a
 user never repeats training flags. Rerunning the trainer into an existing run with other hparams,
@@ -24,6 +25,7 @@ from typing import Any
 
 from t2t_multimodel.errors import UserError
 from t2t_multimodel.hparams.base import HParams
+from t2t_multimodel.vocab import VOCAB_FILENAME
 
 HPARAMS_FILE = "hparams.json"
 PROBLEMS_FILE = "problems.json"
@@ -33,7 +35,7 @@ DECODES_FILE = "decodes.jsonl"
 CHECKPOINT_DIR = "checkpoints"
 TENSORBOARD_DIR = "tensorboard"
 RUN_ENTRIES = (HPARAMS_FILE, PROBLEMS_FILE, METRICS_FILE, TRAIN_LOG_FILE, DECODES_FILE,
-               CHECKPOINT_DIR, TENSORBOARD_DIR)
+               CHECKPOINT_DIR, TENSORBOARD_DIR, VOCAB_FILENAME)
 # Keys of problems.json that must not change when a run is continued.
 FIXED_KEYS = ("problems", "mixing", "seed", "vocab_sha256")
 

@@ -115,6 +115,11 @@ def export(output_dir: str, problem: str, export_dir: str, checkpoint_path: str 
   return export_dir
 
 
+def one_line(text: str) -> str:
+  """`text` with every line break (\\n, \\r, \\x0b, \\x85, \\u2028, ...) made a space."""
+  return " ".join(text.splitlines())
+
+
 def decode_file(decoder: decoding.Decoder, lines: list[str], out, batch_size: int = 32) -> None:
   """Decodes `lines` in batches (with a progress bar) and writes one output line per input line."""
   from tqdm import tqdm
@@ -122,7 +127,7 @@ def decode_file(decoder: decoding.Decoder, lines: list[str], out, batch_size: in
     for start in range(0, len(lines), batch_size):
       batch = lines[start:start + batch_size]
       for output in decoder.decode(batch):
-        out.write(output.replace("\n", " ") + "\n")
+        out.write(one_line(output) + "\n")
       out.flush()
       bar.update(len(batch))
 
@@ -137,5 +142,5 @@ def decode_stream(decoder: decoding.Decoder, stream, out, interactive: bool) -> 
     line = stream.readline()
     if not line:
       break
-    out.write(decoder.decode([line.rstrip("\n")])[0].replace("\n", " ") + "\n")
+    out.write(one_line(decoder.decode([line.rstrip("\n")])[0]) + "\n")
     out.flush()

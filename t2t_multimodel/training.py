@@ -31,7 +31,7 @@ import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
 from tqdm import tqdm
 
-from t2t_multimodel import checkpointing, distribute, evaluation, inputs, run_dir
+from t2t_multimodel import checkpointing, distribute, evaluation, inputs, run_dir, serving
 from t2t_multimodel.errors import UserError
 from t2t_multimodel.mixing import ProblemSampler
 from t2t_multimodel.model import MODELS
@@ -160,6 +160,8 @@ class Trainer:
     config = self.config
     run_dir.prepare(config.output_dir, config.hparams, config.record(), overwrite=config.overwrite,
                     write=self.chief)
+    if self.chief and self.vocab is not None:  # the run keeps the vocabulary it was trained with
+      serving.copy_vocab(config.data_dir, config.output_dir)
     # A barrier: no worker reads O/checkpoints before the chief has cleared it (--overwrite).
     distribute.same_on_all_workers(self.strategy, config.train_steps, "--train_steps")
     checkpoint_iterators = not distribute.is_distributed(self.strategy)

@@ -94,7 +94,7 @@ def test_export_round_trip_in_a_fresh_process(run, tmp_path):
   script = (
       "import json, sys, tensorflow as tf, tensorflow_text\n"
       f"m = tf.saved_model.load({export_dir!r})\n"
-      f"out = m.signatures['serving_default'](inputs=tf.constant({json.dumps(LINES)}))['outputs']\n"
+      f"out = m.signatures['serving_default'](inputs=tf.constant({LINES!r}))['outputs']\n"
       "print(json.dumps([s.decode('utf-8') for s in out.numpy().tolist()]))\n"
       "assert 't2t_multimodel' not in sys.modules\n")
   loaded = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600,

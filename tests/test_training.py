@@ -12,6 +12,7 @@ import tensorflow as tf
 from t2t_multimodel import checkpointing, run_dir, training
 from t2t_multimodel.mixing import ProblemSampler
 from t2t_multimodel.run_config import resolve_config
+from t2t_multimodel.vocab import VOCAB_FILENAME
 
 TWO_PROBLEMS = "image_digits,translate_ende_bible"
 
@@ -68,6 +69,7 @@ def test_joint_training_writes_metrics_logs_and_checkpoints(train_data_dir, tiny
   translations = [d for d in decodes if d["problem"] == "translate_ende_bible" and d["split"] == "test"]
   assert len(translations) == 3 and all(d["input"] and d["reference"] for d in translations)
   assert checkpointing.latest_step(str(tmp_path)) == 6
+  assert (tmp_path / VOCAB_FILENAME).read_bytes() == open(f"{train_data_dir}/{VOCAB_FILENAME}", "rb").read()
   for split in ("train", "dev", "test"):
     assert list((tmp_path / "tensorboard" / split).glob("events.out.tfevents.*"))
 
