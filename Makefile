@@ -41,5 +41,15 @@ bench: install
 	echo "== figures (make bench took $$(( $$(date +%s) - start )) s)"; \
 	grep -E '^(machine: |[a-z0-9_]+=)' $$log | sort -u; rm -f $$log $$err $$rc
 
+# The paper's Tables 2-4 in miniature (reports/paper_tables.md + PNGs). SMOKE=1: a handful of
+# steps of a cut-down model to check the pipeline. REPRO_STEPS (per problem, default 300),
+# REPRO_EVAL_STEPS (8), REPRO_SEEDS (0,1) and REPRO_JOBS (1) override the defaults.
+reproduce: install
+	$(BIN)/mm-datagen --problems=mm8_mini --data_dir=$(DATA)
+	$(BIN)/python -m t2t_multimodel.bin.reproduce --data_dir=$(DATA) --out_dir=$(or $(OUT),reports) \
+	  $(if $(filter-out 0,$(SMOKE)),--smoke) $(if $(REPRO_STEPS),--steps_per_problem=$(REPRO_STEPS)) \
+	  $(if $(REPRO_EVAL_STEPS),--eval_steps=$(REPRO_EVAL_STEPS)) \
+	  $(if $(REPRO_SEEDS),--seeds=$(REPRO_SEEDS)) $(if $(REPRO_JOBS),--jobs=$(REPRO_JOBS))
+
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,55 @@
+"""Bar charts of the reproduced Tables 2-4: one panel per problem and metric, seed ranges as
+error bars (see paper_tables.py)."""
+
+from __future__ import annotations
+
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+
+from t2t_multimodel import paper_numbers  # noqa: E402
+
+
+def _panels(number: int, configs: dict, main_metric) -> list[tuple[str, str, list[tuple[str, object]]]]:
+  """[(problem, metric, [(bar label, Config), ...]), ...] of one table."""
+  if number == 2:
+    joint = configs["joint"]
+    return [(p, main_metric(p), [("alone", configs[f"single:{p}"]), ("joint", joint)])
+            for p in joint.problems]
+  if number == 3:
+    bars = [("alone", configs["alone"]), ("+digits", configs["with_image"]),
+            ("+all", configs["with_all"])]
+    return [("parse_trees", metric, bars) for metric in ("bracket_f1", "exact_match")]
+  problems = sorted({key.split(":")[1] for key in configs}, key=list(paper_numbers.TABLE4).index)
+  return [(p, paper_numbers.COMPARABLE_METRIC.get(p, main_metric(p)),
+           [(ablation, configs[f"{ablation}:{p}"]) for ablation in ("all", "no_moe", "no_attention")])
+          for p in problems]
+
+
+def plot_table(number: int, results, configs: dict, out_dir: str) -> str:
+  """Draws Table `number` to <out_dir>/paper_table<number>.png; returns its path."""
+  from t2t_multimodel.paper_tables import LOWER_IS_BETTER, main_metric
+  panels = _panels(number, configs, main_metric)
+  columns = min(len(panels), 4)
+  rows = -(-len(panels) // columns)
+  figure, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.8 * rows), squeeze=False)
+  for ax in axes.flat[len(panels):]:
+    ax.axis("off")
+  for ax, (problem, metric, bars) in zip(axes.flat, panels):
+    stats = [results.stat(config, problem, metric) for _, config in bars]
+    means = [s.mean if s else 0.0 for s in stats]
+    errors = [[s.mean - s.low if s else 0.0 for s in stats], [s.high - s.mean if s else 0.0 for s in stats]]
+    ax.bar([label for label, _ in bars], means, yerr=errors, capsize=4,
+           color=["#4c72b0", "#dd8452", "#55a868"][:len(bars)])
+    lower = " (lower is better)" if metric in LOWER_IS_BETTER else ""
+    ax.set_title(f"{problem}\n{metric}{lower}", fontsize=9)
+    ax.tick_params(labelsize=8)
+  figure.suptitle(f"Table {number} (mean over seeds, bars: min–max)", fontsize=10)
+  figure.tight_layout()
+  path = os.path.join(out_dir, f"paper_table{number}.png")
+  figure.savefig(path, dpi=100)
+  plt.close(figure)
+  return path
