@@ -120,3 +120,8 @@ def test_reproduce_end_to_end_on_two_problems(train_data_dir, tiny_hparams, tmp_
   assert all(final for final in map(reproduce.final_metrics, reproduce.plan(_settings(
       tmp_path, problems=("image_digits", "translate_ende_bible"), tables=(2,), seeds=(0,),
       steps_per_problem=2))))  # so a second call would train nothing
+
+
+def test_mm8_mini_is_the_registered_mixture_in_order():
+  from t2t_multimodel.problems import MIXTURES
+  assert MM8_MINI == tuple(MIXTURES.get("mm8_mini").problem_names)
