@@ -65,6 +65,7 @@ def main(argv):
 
 
 def run():
+  cli.quiet_tensorflow()
   app.run(main)
 
 

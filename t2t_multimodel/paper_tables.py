@@ -181,7 +181,9 @@ def table4(results: Results, configs: dict[str, Config]) -> list[str]:
                                 results.stat(configs[f"{ablation}:{p}"], p, metric), row,
                                 ("all", ablation), "accuracy"))
   about = ("Each problem alone with all blocks (the Table 2 run), with use_moe=False and with "
-           "use_attention=False.")
+           "use_attention=False. The attention blocks sit in the decoder, which a class-label "
+           "problem does not use, so image_digits without attention is the same computation as "
+           "with it: equal rows are expected there.")
   return _section(paper.TABLE4_CAPTION, about, header, rows, sentences)
 
 
