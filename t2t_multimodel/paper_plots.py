@@ -5,12 +5,8 @@ from __future__ import annotations
 
 import os
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only, no display
-import matplotlib.pyplot as plt  # noqa: E402
-
-from t2t_multimodel import paper_numbers  # noqa: E402
+from t2t_multimodel import paper_numbers
+from t2t_multimodel.report import panel_grid, save_figure
 
 
 def _panels(number: int, configs: dict, main_metric) -> list[tuple[str, str, list[tuple[str, object]]]]:
@@ -33,11 +29,7 @@ def plot_table(number: int, results, configs: dict, out_dir: str) -> str:
   """Draws Table `number` to <out_dir>/paper_table<number>.png; returns its path."""
   from t2t_multimodel.paper_tables import LOWER_IS_BETTER, main_metric
   panels = _panels(number, configs, main_metric)
-  columns = min(len(panels), 4)
-  rows = -(-len(panels) // columns)
-  figure, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.8 * rows), squeeze=False)
-  for ax in axes.flat[len(panels):]:
-    ax.axis("off")
+  figure, axes = panel_grid(len(panels), (3.2, 2.8))
   for ax, (problem, metric, bars) in zip(axes.flat, panels):
     stats = [results.stat(config, problem, metric) for _, config in bars]
     means = [s.mean if s else 0.0 for s in stats]
@@ -48,8 +40,6 @@ def plot_table(number: int, results, configs: dict, out_dir: str) -> str:
     ax.set_title(f"{problem}\n{metric}{lower}", fontsize=9)
     ax.tick_params(labelsize=8)
   figure.suptitle(f"Table {number} (mean over seeds, bars: min–max)", fontsize=10)
-  figure.tight_layout()
   path = os.path.join(out_dir, f"paper_table{number}.png")
-  figure.savefig(path, dpi=100)
-  plt.close(figure)
+  save_figure(figure, path)
   return path

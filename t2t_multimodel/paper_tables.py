@@ -15,6 +15,7 @@ from typing import Sequence
 from t2t_multimodel import paper_numbers as paper
 from t2t_multimodel import paper_plots, run_dir
 from t2t_multimodel.mixing import ProblemSampler
+from t2t_multimodel.report import markdown_table
 from t2t_multimodel.reproduce import ABLATIONS, Config, Run, Settings, final_metrics
 
 LOWER_IS_BETTER = frozenset({"wer", "loss"})
@@ -107,11 +108,6 @@ def sentence(what: str, problem: str, metric: str, before: Stat | None, after: S
           f"{agreement(ours, theirs)}.")
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-  return lines + ["| " + " | ".join(row) + " |" for row in rows]
-
-
 def _paper(row: paper.PaperRow | None, key: str, metric: str) -> str:
   return f"{row.values[key][metric]:g}" if row and key in row.values else "—"
 
@@ -188,7 +184,7 @@ def table4(results: Results, configs: dict[str, Config]) -> list[str]:
 
 
 def _section(caption: str, about: str, header, rows, sentences) -> list[str]:
-  return [f"## {caption}", "", about, "", *_table(header, rows), "", "Does our effect point the "
+  return [f"## {caption}", "", about, "", *markdown_table(header, rows), "", "Does our effect point the "
           "paper's way? (An effect counts only when the seed ranges do not overlap.)", "",
           *sentences, ""]
 
@@ -204,7 +200,7 @@ def runs_section(settings: Settings, runs: Sequence[Run]) -> list[str]:
            f"{settings.steps_per_problem} batches in every run. Metrics: the final evaluation on "
            f"{settings.eval_steps} test batches per problem (metrics.jsonl). Runs in "
            f"`{settings.runs_dir}`.", "",
-           *_table(["run", "problems", "steps", "seed", "finished", "batches per problem drawn"],
+           *markdown_table(["run", "problems", "steps", "seed", "finished", "batches per problem drawn"],
                    [[r.config.name, str(len(r.config.problems)), str(r.train_steps), str(r.seed),
                      "yes" if final_metrics(r) else "no", _drawn(r)] for r in runs]), ""]
   return lines

@@ -59,16 +59,35 @@ def curves(records: Sequence[dict], key: str, split: str | None = None) -> dict[
   return series
 
 
-def plot(series_by_panel: dict[str, dict[str, tuple[list, list]]], path: str, ylabel: str) -> None:
-  """One panel per key of `series_by_panel` (one line per problem in each), saved as PNG."""
+def panel_grid(panels: int, panel_size: tuple[float, float]):
+  """(figure, axes [rows, columns]) with room for `panels` panels, at most 4 a row; the spare
+  axes are hidden. matplotlib draws to files only (the Agg backend)."""
   import matplotlib
   matplotlib.use("Agg")
   from matplotlib import pyplot as plt
 
+  columns = min(4, panels)
+  rows = -(-panels // columns)
+  figure, axes = plt.subplots(rows, columns, figsize=(panel_size[0] * columns, panel_size[1] * rows),
+                              squeeze=False)
+  for ax in axes.flat[panels:]:
+    ax.axis("off")
+  return figure, axes
+
+
+def save_figure(figure, path: str) -> None:
+  """Lays the figure out, writes it as PNG and frees it."""
+  from matplotlib import pyplot as plt
+
+  figure.tight_layout()
+  figure.savefig(path, dpi=100)
+  plt.close(figure)
+
+
+def plot(series_by_panel: dict[str, dict[str, tuple[list, list]]], path: str, ylabel: str) -> None:
+  """One panel per key of `series_by_panel` (one line per problem in each), saved as PNG."""
   panels = list(series_by_panel)
-  columns = min(4, len(panels))
-  rows = (len(panels) + columns - 1) // columns
-  figure, axes = plt.subplots(rows, columns, figsize=(4 * columns, 3 * rows), squeeze=False)
+  figure, axes = panel_grid(len(panels), (4, 3))
   for ax, panel in zip(axes.flat, panels):
     for name, (steps, values) in sorted(series_by_panel[panel].items()):
       ax.plot(steps, values, marker="." if len(steps) < 30 else None, label=name)
@@ -77,14 +96,11 @@ def plot(series_by_panel: dict[str, dict[str, tuple[list, list]]], path: str, yl
     ax.set_ylabel(ylabel if len(panels) == 1 else panel.split(": ")[-1])
     if len(series_by_panel[panel]) > 1:
       ax.legend(fontsize=6)
-  for ax in list(axes.flat)[len(panels):]:
-    ax.axis("off")
-  figure.tight_layout()
-  figure.savefig(path, dpi=100)
-  plt.close(figure)
+  save_figure(figure, path)
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
+  """The lines of a Markdown table; "|" and line breaks inside cells are escaped."""
   return (["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] +
           ["| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in row) + " |"
            for row in rows])
@@ -104,7 +120,7 @@ def _decoder_examples(examples_dir: str | None) -> list[str]:
       pairs = list(zip(f.read().splitlines(), g.read().splitlines()))
     name = os.path.basename(source)[:-3]
     lines += ["", f"`mm-decoder --problem={name}` (one output line per piped input line):", ""]
-    lines += _table(["input", "output"], pairs)
+    lines += markdown_table(["input", "output"], pairs)
   return lines
 
 
@@ -136,15 +152,15 @@ def write_report(output_dir: str, report_path: str, examples_dir: str | None = N
            ", ".join(f"{m}={_format(final[name][m])}" for m in names if m in final.get(name, {})),
            _format(final.get(name, {}).get("loss", float("nan")))]
           for name, names in declared.items()]
-  lines += _table(["problem", "steps drawn", "metrics", "loss"], rows)
+  lines += markdown_table(["problem", "steps drawn", "metrics", "loss"], rows)
   if timings_path and os.path.exists(timings_path):
     with open(timings_path, encoding="utf-8") as f:
       stages = [line.split("\t") for line in f.read().splitlines() if "\t" in line]
-    lines += ["", "## Wall time", ""] + _table(["stage", "seconds"], stages)
+    lines += ["", "## Wall time", ""] + markdown_table(["stage", "seconds"], stages)
   lines += ["", "## Curves", "", f"![training loss]({os.path.basename(stem)}_loss.png)", "",
             f"![dev metrics]({os.path.basename(stem)}_metrics.png)", "", "## Decoded examples", "",
             "Greedy decodes from the final evaluation (test split):", ""]
-  lines += _table(["problem", "input", "reference", "hypothesis"],
+  lines += markdown_table(["problem", "input", "reference", "hypothesis"],
                   [[d["problem"], d["input"], d["reference"], d["hypothesis"]]
                    for d in decodes if d["split"] == "test" and d["step"] == step])
   lines += _decoder_examples(examples_dir)
