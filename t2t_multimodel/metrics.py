@@ -10,16 +10,31 @@ Two kinds:
                         label smoothing (<= 0; 0 is perfect)
   text metrics, corpus-level, from decoded (detokenised) strings:
     bleu                sacrebleu.corpus_bleu(hyps, [refs]).score, 0-100
+    chrf                sacrebleu.corpus_chrf(hyps, [refs]).score, 0-100 (character
+                        n-gram F-score; partial credit where BLEU's 4-grams give none)
     wer                 word error rate, jiwer's corpus WER, a fraction (may exceed 1)
     bracket_f1          labelled bracket F1 of linearised parse trees, 0-100 (EVALB's scale)
     exact_match         fraction in [0, 1] of trees equal to their reference
+    degenerate          fraction in [0, 1] of hypotheses that are degenerate decodes
+                        (lower is better), see `is_degenerate`
+
+A degenerate decode is one caught in a loop: some word 4-gram (tokens split on
+whitespace) occurs 3 or more times in the hypothesis AND more times than in its
+reference. The second condition keeps a hypothesis that repeats only what its
+reference repeats from being called degenerate: a linearised parse tree
+"(NP XX XX XX XX XX XX )NP" whose reference has the same run of XX is fine, while
+a prose reference rarely repeats a 4-gram, so a loop such as "the king of the king
+of the king of the king" is caught.
 
 Every text metric takes (hypotheses, references), in that order, and returns a
-plain Python float.
+plain Python float. An empty evaluation is an error, not a perfect (or a zero)
+score: a text metric given no pairs, and `TokenMetrics.result()` with nothing
+counted, raise ValueError ("... no examples ...").
 """
 
 from __future__ import annotations
 
+import collections
 from typing import Callable, NamedTuple, Sequence
 
 import jiwer
@@ -97,7 +112,11 @@ class TokenMetrics:
       self._sums[key] += float(np.asarray(statistics[key]))
 
   def result(self) -> dict[str, float]:
-    weight = max(self._sums["weight"], 1.0)
+    """The three metrics; ValueError if nothing was counted (an empty evaluation)."""
+    weight = self._sums["weight"]
+    if weight <= 0:
+      raise ValueError(f"Expected at least one counted token or label before `result()`. "
+                       f"Received: no examples (weight={weight})")
     return {
         "accuracy": self._sums["correct"] / weight,
         "accuracy_top5": self._sums["correct_top5"] / weight,
@@ -108,18 +127,30 @@ class TokenMetrics:
 # --- Text metrics. --------------------------------------------------------------------------------
 
 
+DEGENERATE_NGRAM = 4        # words in the repeated n-gram of a degenerate decode
+DEGENERATE_REPEATS = 3      # times it must occur (and more often than in the reference)
+
+
 def _check_pairs(hypotheses: Sequence[str], references: Sequence[str]) -> None:
+  """ValueError unless the lists are aligned and non-empty (an empty evaluation has no score)."""
   if len(hypotheses) != len(references):
     raise ValueError(f"Expected as many hypotheses as references. Received: "
                      f"{len(hypotheses)} hypotheses, {len(references)} references")
+  if not hypotheses:
+    raise ValueError("Expected at least one (hypothesis, reference) pair to score. "
+                     "Received: no examples (0 hypotheses, 0 references)")
 
 
 def bleu(hypotheses: Sequence[str], references: Sequence[str]) -> float:
   """Corpus BLEU, 0-100, of detokenised text (sacrebleu, its default 13a tokeniser)."""
   _check_pairs(hypotheses, references)
-  if not hypotheses:
-    return 0.0
   return float(sacrebleu.corpus_bleu(list(hypotheses), [list(references)]).score)
+
+
+def chrf(hypotheses: Sequence[str], references: Sequence[str]) -> float:
+  """Corpus chrF, 0-100, of detokenised text (sacrebleu's defaults: character 6-grams, beta 2)."""
+  _check_pairs(hypotheses, references)
+  return float(sacrebleu.corpus_chrf(list(hypotheses), [list(references)]).score)
 
 
 def wer(hypotheses: Sequence[str], references: Sequence[str]) -> float:
@@ -150,7 +181,29 @@ def exact_match(hypotheses: Sequence[str], references: Sequence[str]) -> float:
   """Fraction in [0, 1] of trees that match their reference completely (EVALB; see `trees`)."""
   _check_pairs(hypotheses, references)
   counts = trees.corpus_bracket_counts(hypotheses, references)
-  return float(counts.complete / counts.sentences) if counts.sentences else 0.0
+  return float(counts.complete / counts.sentences)
+
+
+def _word_ngrams(text: str, n: int) -> collections.Counter[tuple[str, ...]]:
+  words = text.split()
+  return collections.Counter(tuple(words[i:i + n]) for i in range(len(words) - n + 1))
+
+
+def is_degenerate(hypothesis: str, reference: str) -> bool:
+  """Whether some word 4-gram occurs 3+ times in `hypothesis` and more often than in `reference`.
+
+  Example:
+    >>> is_degenerate("the king of the king of the king of the king", "the king of the land")
+    True
+  """
+  ours, theirs = _word_ngrams(hypothesis, DEGENERATE_NGRAM), _word_ngrams(reference, DEGENERATE_NGRAM)
+  return any(count >= DEGENERATE_REPEATS and count > theirs[ngram] for ngram, count in ours.items())
+
+
+def degenerate(hypotheses: Sequence[str], references: Sequence[str]) -> float:
+  """Fraction in [0, 1] of hypotheses that are degenerate decodes (`is_degenerate`); lower is better."""
+  _check_pairs(hypotheses, references)
+  return float(np.mean([is_degenerate(h, r) for h, r in zip(hypotheses, references)]))
 
 
 # --- The registry of metric names. ----------------------------------------------------------------
@@ -169,9 +222,11 @@ METRICS.add("accuracy", Metric("token", None, "fraction"))
 METRICS.add("accuracy_top5", Metric("token", None, "fraction"))
 METRICS.add("neg_log_perplexity", Metric("token", None, "nats per token, <= 0"))
 METRICS.add("bleu", Metric("text", bleu, "0-100"))
+METRICS.add("chrf", Metric("text", chrf, "0-100"))
 METRICS.add("wer", Metric("text", wer, "fraction, lower is better"))
 METRICS.add("bracket_f1", Metric("text", bracket_f1, "0-100"))
 METRICS.add("exact_match", Metric("text", exact_match, "fraction"))
+METRICS.add("degenerate", Metric("text", degenerate, "fraction, lower is better"))
 
 
 def split_metric_names(names: Sequence[str]) -> tuple[list[str], list[str]]:

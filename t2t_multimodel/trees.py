@@ -21,14 +21,19 @@ or with no ")" at all, is linearised; otherwise it is read as bracketed):
   - a bracket is (label, start, end) over the sentence's pre-terminal positions; pre-terminals are
     not brackets (tagging is not scored), nor is a root wrapper ("", TOP, ROOT);
   - positions whose reference tag is punctuation are deleted from both trees before spans are
-    taken, so a bracket over punctuation only disappears; ADVP and PRT are one label (EQ_LABEL);
+    taken, so a bracket over punctuation only disappears; a prediction's positions past the
+    reference's end are never punctuation; ADVP and PRT are one label (EQ_LABEL);
   - brackets are a multiset (a unary chain X -> X counts twice and matches at most twice);
   - precision = matched / predicted, recall = matched / reference, F1 their harmonic mean, in
-    0-100; corpus scores come from counts summed over sentences, as in EVALB's summary; nothing
-    predicted where there is nothing to find scores 100;
-  - a prediction is first repaired (`delinearize`), then given the reference's number of
-    positions: extra ones are cut from the end, missing ones added as XX under its root (EVALB
-    would skip such a sentence instead); an unreadable bracketed prediction has no brackets;
+    0-100; corpus scores come from counts summed over sentences, as in EVALB's summary; a
+    sentence with nothing predicted where there is nothing to find scores 100, but a corpus of
+    no sentences is an error (ValueError), not a score;
+  - a prediction is first repaired (`delinearize`), then every one of its brackets is scored:
+    one longer than the reference keeps all its positions and brackets (the extra brackets
+    count as predicted, so precision falls); one shorter gets XX positions added under its root
+    so that spans can be taken (padding adds no bracket). EVALB would skip a sentence of the
+    wrong length instead; we score it, so that no predicted bracket goes unscored. An
+    unreadable bracketed prediction has no brackets;
   - `exact_match` is EVALB's complete match: a valid prediction (no repair needed) of the
     reference's length whose brackets are exactly the reference's.
 
@@ -302,28 +307,20 @@ def _predicted_skeleton(text: str) -> tuple[Tree, bool]:
   return (skeleton(tree), True) if tree is not None else (Tree("", []), False)
 
 
-def _fit(tree: Tree, length: int) -> Tree:
-  """The skeleton with exactly `length` positions: the last ones cut, or XX added under the root."""
+def _pad(tree: Tree, length: int) -> Tree:
+  """The skeleton with at least `length` positions: missing ones added as XX under its root.
+
+  A longer skeleton is returned whole: its extra positions and brackets are scored.
+  """
   missing = length - len(tree.leaves())
-  if missing >= 0:
-    return Tree(tree.label, tree.children + [NORMALIZED_TAG] * missing)
-  return _cut(tree, length) or Tree("", [])
-
-
-def _cut(tree: Tree, keep: int) -> Tree | None:
-  children: list[Tree | str] = []
-  for child in tree.children:
-    size = 1 if isinstance(child, str) else len(child.leaves())
-    if keep <= 0:
-      break
-    children.append(child if size <= keep else _cut(child, keep))
-    keep -= size
-  children = [c for c in children if c is not None]
-  return Tree(tree.label, children) if children else None
+  return Tree(tree.label, tree.children + [NORMALIZED_TAG] * missing) if missing > 0 else tree
 
 
 def brackets(tree: Tree, deleted: Sequence[bool] = ()) -> collections.Counter[Bracket]:
-  """The multiset of (label, start, end) of a skeleton, `deleted` positions taken out (see above)."""
+  """The multiset of (label, start, end) of a skeleton, `deleted` positions taken out (see above).
+
+  Positions past the end of `deleted` are kept (a prediction longer than its reference).
+  """
   positions = len(tree.leaves())
   deleted = list(deleted) + [False] * (positions - len(deleted))
   kept_before = [0]
@@ -350,7 +347,7 @@ def bracket_counts(predicted: str, reference: str) -> BracketCounts:
   deleted = [tag in PUNCTUATION_TAGS for tag in tags]
   guess, valid = _predicted_skeleton(predicted)
   same_length = len(guess.leaves()) == len(tags)
-  gold_brackets, guess_brackets = brackets(gold, deleted), brackets(_fit(guess, len(tags)), deleted)
+  gold_brackets, guess_brackets = brackets(gold, deleted), brackets(_pad(guess, len(tags)), deleted)
   matched = sum((gold_brackets & guess_brackets).values())
   complete = valid and same_length and gold_brackets == guess_brackets
   return BracketCounts(matched, sum(guess_brackets.values()), sum(gold_brackets.values()), int(complete), 1)
@@ -367,11 +364,14 @@ def exact_match(predicted: str, reference: str) -> bool:
 
 
 def corpus_bracket_counts(predictions: Iterable[str], references: Iterable[str]) -> BracketCounts:
-  """Counts summed over aligned sentences; ValueError if the two lists differ in length."""
+  """Counts summed over aligned sentences; ValueError if the lists differ in length or are empty."""
   predictions, references = list(predictions), list(references)
   if len(predictions) != len(references):
     raise ValueError(f"Expected as many predictions as references. "
                      f"Received: {len(predictions)} predictions, {len(references)} references")
+  if not predictions:
+    raise ValueError("Expected at least one (prediction, reference) pair to score. "
+                     "Received: no examples (0 predictions, 0 references)")
   total = BracketCounts()
   for predicted, reference in zip(predictions, references):
     total = total + bracket_counts(predicted, reference)
@@ -379,5 +379,5 @@ def corpus_bracket_counts(predictions: Iterable[str], references: Iterable[str])
 
 
 def corpus_bracket_f1(predictions: Iterable[str], references: Iterable[str]) -> float:
-  """Corpus labelled bracket F1 from summed counts (EVALB's summary), 0-100."""
+  """Corpus labelled bracket F1 from summed counts (EVALB's summary), 0-100; ValueError if empty."""
   return corpus_bracket_counts(predictions, references).f1

@@ -39,7 +39,17 @@ def test_token_metrics_stream_over_batches():
   stream.update(SYMBOL_LOGITS[:, :1], SYMBOL_TARGETS[:, :1])       # one more correct token
   assert stream.result()["accuracy"] == pytest.approx(2 / 3)
   stream.reset()
-  assert stream.result() == {"accuracy": 0.0, "accuracy_top5": 0.0, "neg_log_perplexity": 0.0}
+  with pytest.raises(ValueError, match="no examples"):
+    stream.result()
+
+
+def test_token_metrics_of_nothing_is_an_error():
+  with pytest.raises(ValueError, match=r"no examples \(weight=0.0\)"):
+    metrics.TokenMetrics().result()
+  stream = metrics.TokenMetrics()
+  stream.update(SYMBOL_LOGITS[:, 2:], SYMBOL_TARGETS[:, 2:])      # padding only: nothing counted
+  with pytest.raises(ValueError, match="no examples"):
+    stream.result()
 
 
 def test_top5_misses_a_target_ranked_sixth():
@@ -83,8 +93,15 @@ def test_bleu_is_sacrebleu_on_the_same_text():
   assert metrics.bleu(HYPS, REFS) == sacrebleu.corpus_bleu(HYPS, [REFS]).score
   assert metrics.bleu(["the same sentence here"], ["the same sentence here"]) == pytest.approx(100.0)
   assert metrics.bleu(["x y z w"], ["a b c d"]) == 0.0
-  assert metrics.bleu([], []) == 0.0
   assert type(metrics.bleu(HYPS, REFS)) is float
+
+
+def test_chrf_is_sacrebleu_on_the_same_text():
+  assert metrics.chrf(HYPS, REFS) == sacrebleu.corpus_chrf(HYPS, [REFS]).score
+  partial = metrics.chrf(["the cat sat on the mat"], ["the dog sat on a rug"])
+  assert 0.0 < partial < 100.0
+  assert metrics.chrf(["xyz"], ["abc"]) == 0.0
+  assert type(metrics.chrf(HYPS, REFS)) is float
 
 
 def test_wer_hand_computed_and_equal_to_jiwer():
@@ -123,14 +140,53 @@ def test_bracket_f1_and_exact_match_hand_computed():
 def test_tree_metrics_survive_malformed_hypotheses():
   assert metrics.bracket_f1(["(S XX (NP XX", ""], [TREE_REF, TREE_REF]) < 100.0
   assert metrics.exact_match(["(S (NP XX XX )NP (VP XX )VP . )S )S"], [TREE_REF]) == 0.0
-  assert metrics.exact_match([], []) == 0.0
+
+
+KING = "the king of the king of the king of the king of the land"
+
+
+def test_degenerate_decodes():
+  # "the king of the" occurs 3 times, never in the reference: degenerate.
+  assert metrics.is_degenerate(KING, "the king of the land rode home")
+  assert metrics.degenerate([KING], ["the king of the land rode home"]) == 1.0
+  # A tree whose reference repeats the same 4-gram as often is not degenerate.
+  tree = "(S (NP XX XX XX XX XX XX )NP . )S"
+  assert not metrics.is_degenerate(tree, tree)
+  assert metrics.degenerate([tree], [tree]) == 0.0
+  # More repeats than the reference has is degenerate again; twice is never enough.
+  assert metrics.is_degenerate("(S (NP XX XX XX XX XX XX XX )NP . )S", tree)
+  assert not metrics.is_degenerate("a b c d a b c d", "x")
+  assert metrics.degenerate([KING, "a normal sentence"], ["the king", "a normal sentence"]) == 0.5
+  assert type(metrics.degenerate([KING], ["x"])) is float
+
+
+PERFECT = {"bleu": 100.0, "chrf": 100.0, "wer": 0.0, "bracket_f1": 100.0, "exact_match": 1.0,
+           "degenerate": 0.0}
+
+
+def test_perfect_hypotheses_score_perfectly():
+  prose = ["the cat sat on the mat today", "a quick brown fox jumps over the dog"]
+  assert metrics.text_metrics(["bleu", "chrf", "wer", "degenerate"], prose, prose) == pytest.approx(
+      {name: PERFECT[name] for name in ("bleu", "chrf", "wer", "degenerate")})
+  parses = [TREE_REF, "(S (NP XX XX XX XX XX XX )NP . )S"]
+  assert metrics.text_metrics(["bracket_f1", "exact_match", "degenerate"], parses, parses) == {
+      "bracket_f1": 100.0, "exact_match": 1.0, "degenerate": 0.0}
+
+
+@pytest.mark.parametrize("name", sorted(PERFECT))
+def test_an_empty_evaluation_is_an_error(name):
+  assert metrics.METRICS.get(name).kind == "text"
+  with pytest.raises(ValueError, match="no examples"):
+    metrics.METRICS.get(name).text_fn([], [])
 
 
 def test_registry_knows_every_metric_name():
-  token, text = metrics.split_metric_names(["bleu", "accuracy", "wer", "neg_log_perplexity",
-                                            "bracket_f1", "accuracy_top5", "exact_match"])
+  token, text = metrics.split_metric_names(["bleu", "accuracy", "wer", "neg_log_perplexity", "chrf",
+                                            "bracket_f1", "accuracy_top5", "exact_match", "degenerate"])
   assert token == ["accuracy", "neg_log_perplexity", "accuracy_top5"]
-  assert text == ["bleu", "wer", "bracket_f1", "exact_match"]
+  assert text == ["bleu", "wer", "chrf", "bracket_f1", "exact_match", "degenerate"]
+  assert metrics.METRICS.get("chrf").scale == "0-100"
+  assert metrics.METRICS.get("degenerate").scale == "fraction, lower is better"
   with pytest.raises(UnknownNameError, match="Known metrics: accuracy"):
     metrics.split_metric_names(["rouge"])
 

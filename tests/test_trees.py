@@ -132,9 +132,10 @@ def test_punctuation_equal_labels_and_unary_chains():
 def test_length_mismatch_and_malformed_predictions():
   # Too short: two XX added under S, so S spans the sentence; VP(2,3) is wrong.
   assert _counts("(S (NP XX XX )NP (VP XX )VP . )S", REF) == (2, 3, 4)
-  # Too long: the last positions are cut; every bracket then matches, but it is no exact match.
+  # Too long: nothing is cut. Positions 0-7, reference punctuation at 5 deleted: S(0,7) NP(0,2)
+  # VP(2,6) NP(3,6); only NP(0,2) matches, and it is no exact match.
   long = "(S (NP XX XX )NP (VP XX (NP XX XX XX XX )NP )VP . )S"
-  assert _counts(long, REF) == (4, 4, 4) and not trees.exact_match(long, REF)
+  assert _counts(long, REF) == (1, 4, 4) and not trees.exact_match(long, REF)
   # Missing its last closing bracket: repaired and scored, but no exact match.
   unclosed = "(S (NP XX XX )NP (VP XX (NP XX XX )NP )VP ."
   assert trees.bracket_f1(unclosed, REF) == 100.0 and not trees.exact_match(unclosed, REF)
@@ -143,6 +144,21 @@ def test_length_mismatch_and_malformed_predictions():
   for garbage in ("", ")S )NP", "XX XX XX", "(S"):
     assert _counts(garbage, REF) == (0, 0, 4) and trees.bracket_f1(garbage, REF) == 0.0
   assert trees.bracket_f1("(S XX )S", "(S XX )S") == 100.0
+
+
+def test_extra_brackets_of_an_over_long_prediction_are_scored():
+  # The reference tree, then an extra NP over two positions past its end (not punctuation there):
+  # all 4 reference brackets found, 5 predicted. P 80, R 100.
+  longer = REF + " (NP XX XX )NP"
+  counts = trees.bracket_counts(longer, REF)
+  assert (counts.matched, counts.predicted, counts.reference) == (4, 5, 4)
+  assert counts.recall == 100.0 and counts.precision == pytest.approx(80.0)
+  assert counts.f1 == pytest.approx(2 * 80 * 100 / 180) and counts.f1 < 100.0
+  assert not trees.exact_match(longer, REF)
+  # Past the reference's end a "." is an ordinary position: the bracket over it counts.
+  assert _counts("(S XX )S (NP . )NP", "(S XX )S") == (1, 2, 1)
+  # Padding a short prediction adds no bracket: XX under S, which then spans the sentence.
+  assert _counts("(S (NP XX XX )NP )S", REF) == (2, 2, 4)
 
 
 def test_bracketed_trees_are_scored_too():
@@ -164,6 +180,10 @@ def test_corpus_scores_sum_counts():
   # EVALB's corpus F1 comes from the summed counts (66.67), not the mean of sentence F1s (67.86).
   assert trees.corpus_bracket_f1(predictions, [REF, REF]) == pytest.approx(200 / 3)
   assert trees.corpus_bracket_counts([REF, REF], [REF, REF]).complete == 2
-  assert trees.corpus_bracket_f1([], []) == 100.0
+  # A sentence with nothing to find and nothing predicted is perfect; an empty corpus is an error.
+  assert trees.corpus_bracket_f1(["XX XX"], ["XX XX"]) == 100.0
+  for empty in (trees.corpus_bracket_counts, trees.corpus_bracket_f1):
+    with pytest.raises(ValueError, match="no examples"):
+      empty([], [])
   with pytest.raises(ValueError, match="Received: 1 predictions, 2 references"):
     trees.corpus_bracket_counts([REF], [REF, REF])
