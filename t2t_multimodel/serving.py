@@ -13,13 +13,13 @@ import sys
 
 import tensorflow as tf
 
-from t2t_multimodel import decoding, run_dir
+from t2t_multimodel import decoding, inputs, run_dir
 from t2t_multimodel.errors import UserError
 from t2t_multimodel.hparams.base import HParams
 from t2t_multimodel.model import MODELS
 from t2t_multimodel.problems import PROBLEMS
 from t2t_multimodel.registry import UnknownNameError
-from t2t_multimodel.vocab import VOCAB_FILENAME, SubwordVocab
+from t2t_multimodel.vocab import EOS_ID, VOCAB_FILENAME, SubwordVocab
 
 
 class CheckpointError(UserError, FileNotFoundError):
@@ -76,42 +76,66 @@ def load_decoder(output_dir: str, problem: str, checkpoint_path: str | None = No
 
 class TextServer(tf.Module):
   """strings [N] -> strings [N] for a text-to-text problem: tokenisation, incremental decoding and
-  detokenisation all inside the graph (tensorflow-text's SentencePiece ops)."""
+  detokenisation all inside the graph (tensorflow-text's SentencePiece ops).
+
+  `tokenize` feeds the model exactly what mm-decoder feeds it (decoding.prepare_inputs): the
+  SentencePiece ids, one EOS, the training pipeline's own input preprocessing
+  (inputs.layouts(...)["inputs"].preprocess, traced here), zero-padded to a multiple of its
+  length step. Empty or all-space lines give empty outputs, as in mm-decoder.
+
+  Example:
+    >>> server = TextServer(model, "translate_ende_bible", hp, vocab, beam_size=4, alpha=0.6, max_length=64)
+    >>> server.serve(tf.constant(["In the beginning"]))["outputs"]
+  """
 
   def __init__(self, model, problem: str, hparams: HParams, vocab: SubwordVocab, beam_size: int,
                alpha: float, max_length: int):
     super().__init__()
     import tensorflow_text as tft  # its ops must be registered to save and to load
     self.model = model
-    self.tokenizer = tft.SentencepieceTokenizer(model=vocab.model_proto, add_eos=True)
-    self._problem, self._hp = problem, hparams
+    self.tokenizer = tft.SentencepieceTokenizer(model=vocab.model_proto)  # no EOS: added once below
+    self._layout = inputs.layouts(PROBLEMS.get(problem), hparams)["inputs"]
+    self._problem = problem
     self._beam_size, self._alpha, self._max_length = beam_size, alpha, max_length
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
-  def serve(self, inputs):
-    ids = self.tokenizer.tokenize(inputs)                                  # ragged [N, (T)]
-    limit = self._hp.max_input_length
-    ids = tf.concat([ids[:, :limit - 1], tf.ones_like(ids[:, -1:])], axis=1)  # cut, keep EOS
-    dense = tf.cast(ids.to_tensor(0), tf.int32)                            # [N, T]
-    multiple = self._hp.length_bucket_step
+  def tokenize(self, lines):
+    """strings [N] -> {"ids": the model's input, int32 [N, T]}, as decoding.prepare_inputs makes it."""
+    ids = tf.cast(self.tokenizer.tokenize(lines), tf.int32)                 # ragged [N, (T)]
+    eos = tf.fill([tf.shape(lines)[0], 1], EOS_ID)                          # [N, 1]
+    ids = tf.concat([ids, eos], axis=1)                                     # ragged [N, (T + 1)]
+    ids = tf.map_fn(self._layout.preprocess, ids,
+                    fn_output_signature=tf.RaggedTensorSpec([None], tf.int32, ragged_rank=0))
+    dense = ids.to_tensor(0)                                                # [N, T']
+    multiple = self._layout.multiple
     pad = (multiple - tf.shape(dense)[1] % multiple) % multiple
-    dense = tf.pad(dense, [[0, 0], [0, pad]])
+    return {"ids": tf.pad(dense, [[0, 0], [0, pad]])}                       # [N, T'' = k * multiple]
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
+  def serve(self, lines):
+    dense = self.tokenize(lines)["ids"]                                     # [N, T]
     out = decoding.decode_ids(self.model, self._problem, dense, self._max_length,
-                              self._beam_size, self._alpha)                # [N, L]
+                              self._beam_size, self._alpha)                 # [N, L]
     keep = tf.logical_and(out > 1, out < tf.cast(self.tokenizer.vocab_size(), tf.int32))
-    return {"outputs": self.tokenizer.detokenize(tf.ragged.boolean_mask(out, keep))}
+    outputs = self.tokenizer.detokenize(tf.ragged.boolean_mask(out, keep))  # [N]
+    empty = tf.equal(tf.strings.length(tf.strings.strip(lines)), 0)
+    return {"outputs": tf.where(empty, "", outputs)}
 
 
 def export(output_dir: str, problem: str, export_dir: str, checkpoint_path: str | None = None,
            beam_size: int = 1, alpha: float = 0.6, max_length: int | None = None) -> str:
-  """Writes a SavedModel whose `serving_default` maps `inputs` (string [N]) to `outputs`."""
+  """Writes a SavedModel whose `serving_default` maps `inputs` (string [N]) to `outputs`.
+
+  Its `tokenize` signature maps the same `inputs` to `ids`, the batch the model is fed.
+  """
   decoder = load_decoder(output_dir, problem, checkpoint_path, beam_size, alpha, max_length)
   if decoder.problem.input_modality != "symbol" or decoder.problem.target_modality != "symbol":
     raise UserError(f"mm-export serves text-to-text problems; {problem} is "
                     f"{decoder.problem.input_modality} -> {decoder.problem.target_modality}.")
   server = TextServer(decoder.model, problem, decoder.hparams, decoder.vocab, beam_size, alpha,
                       decoder.max_length)
-  tf.saved_model.save(server, export_dir, signatures={"serving_default": server.serve})
+  tf.saved_model.save(server, export_dir,
+                      signatures={"serving_default": server.serve, "tokenize": server.tokenize})
   return export_dir
 
 

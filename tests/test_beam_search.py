@@ -1,4 +1,9 @@
-"""Beam and greedy search on a toy Markov decoder where the best hypothesis is known by brute force."""
+"""Beam and greedy search on toy second-order Markov decoders (lookup tables, no model).
+
+A table [V, V, V] holds log p(next | token two back, previous token); the step function reads the
+previous token from `ids` and the one before it from the cache, so a beam whose cache rows were
+not reordered with it scores the wrong continuations. The best hypothesis is known by brute force.
+"""
 
 import itertools
 
@@ -11,72 +16,151 @@ from t2t_multimodel.beam_search import beam_search, greedy_search
 EOS, V, L = 1, 5, 4
 
 
-def _tables(seed):
-  """log p(token | previous token) per batch row: [B, V, V]; row 0 of a table is the first step."""
-  rng = np.random.default_rng(seed)
-  logits = rng.normal(size=(2, V, V)).astype(np.float32) * 2.0
-  logits[:, :, 0] = -1e4  # never emit padding
-  return tf.nn.log_softmax(logits).numpy()
+def _step_fn(tables, seen=None):
+  """tables [B, V, V, V]; cache {"row": [N] batch row, "prev2": [N] the token two steps back}.
 
-
-def _step_fn(tables):
+  `seen`, a list, receives [N, 2] (token two back, previous token) of every step (eager only).
+  """
   def step_fn(ids, step, cache):
-    # cache["row"]: [N] which batch row's table each hypothesis uses; "steps": [N] steps taken.
-    prev = tf.where(step == 0, tf.zeros_like(ids), ids)
-    logits = tf.gather_nd(tables, tf.stack([cache["row"], prev], axis=1))   # [N, V]
-    return logits, {"row": cache["row"], "steps": cache["steps"] + 1}
+    prev1 = tf.where(step == 0, tf.zeros_like(ids), ids)                      # [N]
+    context = tf.stack([cache["row"], cache["prev2"], prev1], axis=1)          # [N, 3]
+    if seen is not None:
+      seen.append(context[:, 1:].numpy())
+    logits = tf.gather_nd(tables, context)                                     # [N, V]
+    return logits, {"row": cache["row"], "prev2": prev1}
   return step_fn
 
 
+def _cache(batch_size):
+  return {"row": tf.range(batch_size), "prev2": tf.zeros([batch_size], tf.int32)}
+
+
+def _random_tables(seed):
+  rng = np.random.default_rng(seed)
+  logits = rng.normal(size=(2, V, V, V)).astype(np.float32) * 2.0
+  logits[..., 0] = -1e4  # never emit padding
+  return tf.nn.log_softmax(logits).numpy()
+
+
+def _table(rules):
+  """{(prev2, prev1): {next: p}} -> log-probs [V, V, V]. The rest of a context's mass is spread
+  evenly over its unlisted tokens 1..V-1; unlisted contexts are uniform; padding is never emitted."""
+  probs = np.zeros((V, V, V), np.float64)
+  for prev2, prev1 in itertools.product(range(V), repeat=2):
+    listed = rules.get((prev2, prev1), {})
+    others = [t for t in range(1, V) if t not in listed]
+    rest = max(1.0 - sum(listed.values()), 1e-6)
+    for t in range(1, V):
+      probs[prev2, prev1, t] = listed.get(t, rest / len(others) if others else 0.0)
+  probs[..., 0] = 1e-12
+  return np.log(probs / probs.sum(-1, keepdims=True)).astype(np.float32)
+
+
+def _log_prob(table, tokens):
+  """The total log-prob of a hypothesis (0-padded after EOS) under one [V, V, V] table."""
+  total, prev2, prev1 = 0.0, 0, 0
+  for t in tokens:
+    if t == 0:
+      break
+    total, prev2, prev1 = total + float(table[prev2, prev1, t]), prev1, int(t)
+    if t == EOS:
+      break
+  return total
+
+
+def _penalty(length, alpha):
+  return ((5.0 + length) / 6.0) ** alpha
+
+
 def _brute_force(table, alpha):
+  """The best hypothesis: ends in EOS, or is cut at L tokens (whatever its last token)."""
   best, best_score = None, -np.inf
   for length in range(1, L + 1):
     for seq in itertools.product(range(2, V), repeat=length - 1):
       for last in ([EOS] if length < L else range(1, V)):
         tokens = list(seq) + [last]
-        logp, prev = 0.0, 0
-        for t in tokens:
-          logp, prev = logp + table[prev, t], t
-        score = logp / ((5.0 + length) / 6.0) ** alpha
+        score = _log_prob(table, tokens) / _penalty(length, alpha)
         if score > best_score:
           best, best_score = tokens, score
   return best, best_score
 
 
+def _tokens(row):
+  return [int(t) for t in row if t != 0]
+
+
+# Row 0: greedy's first choice, 2 (p=0.6), leads to a worse sequence than 3 (p=0.4). After step 1
+# the beams are [2, 4] (0.54) then [3, 4] (0.36), both ending in 4: only the cache's token two back
+# tells them apart, and the second one wins, [3, 4, EOS] (0.356) > [2, 4, EOS] (0.162).
+# Row 1: after step 1 [4, 3] (0.63) then [2, 3] (0.27); the first one wins, [4, 3, EOS].
+TRAP = np.stack([
+    _table({(0, 0): {2: 0.6, 3: 0.4}, (0, 2): {4: 0.9}, (0, 3): {4: 0.9},
+            (2, 4): {EOS: 0.3}, (3, 4): {EOS: 0.99}}),
+    _table({(0, 0): {4: 0.7, 2: 0.3}, (0, 4): {3: 0.9}, (0, 2): {3: 0.9},
+            (4, 3): {EOS: 0.99}, (2, 3): {EOS: 0.99}}),
+])
+
+
 @pytest.mark.parametrize("alpha", [0.0, 0.6, 2.0])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_wide_beam_finds_the_best_hypothesis(alpha, seed):
-  tables = _tables(seed)
-  cache = {"row": tf.constant([0, 1]), "steps": tf.zeros([2], tf.int32)}
-  ids, scores = beam_search(_step_fn(tf.constant(tables)), cache, 2, beam_size=(V - 1) ** (L - 1),
+  tables = _random_tables(seed)
+  ids, scores = beam_search(_step_fn(tf.constant(tables)), _cache(2), 2, beam_size=(V - 1) ** (L - 1),
                             max_length=L, eos_id=EOS, alpha=alpha)
   for row in range(2):
     expected, expected_score = _brute_force(tables[row], alpha)
-    got = [int(t) for t in ids[row] if t != 0]
-    assert got == expected
+    assert _tokens(ids[row]) == expected
     assert scores[row].numpy() == pytest.approx(expected_score, rel=1e-5)
 
 
-def test_beam_can_beat_greedy():
-  # Greedy takes token 2 (p=0.6) then must pay; beam sees that 3 (p=0.4) leads to a sure EOS.
-  table = np.full((V, V), 1e-6, np.float32)
-  table[0, 2], table[0, 3] = 0.6, 0.4
-  table[2, 2] = table[2, 3] = table[2, 4] = table[2, EOS] = 0.25
-  table[3, EOS] = 1.0
-  table[4, EOS] = table[2:, EOS].max()
-  tables = np.log(np.stack([table, table]) / np.stack([table, table]).sum(-1, keepdims=True))
-  cache = {"row": tf.constant([0, 1]), "steps": tf.zeros([2], tf.int32)}
-  step_fn = _step_fn(tf.constant(tables, tf.float32))
-  greedy = greedy_search(step_fn, cache, 2, max_length=L, eos_id=EOS)
-  assert int(greedy[0][0]) == 2  # greedy: p <= 0.6 * 0.25
-  ids, _ = beam_search(step_fn, cache, 2, beam_size=2, max_length=L, eos_id=EOS, alpha=0.0)
-  assert [int(t) for t in ids[0]] == [3, EOS, 0, 0]
+def test_beam_beats_greedy_and_finds_the_brute_force_best():
+  step_fn = _step_fn(tf.constant(TRAP))
+  greedy = greedy_search(step_fn, _cache(2), 2, max_length=L, eos_id=EOS).numpy()
+  ids, scores = beam_search(step_fn, _cache(2), 2, beam_size=2, max_length=L, eos_id=EOS, alpha=0.0)
+  assert _tokens(greedy[0]) == [2, 4, EOS]
+  for row in range(2):
+    expected, expected_score = _brute_force(TRAP[row], alpha=0.0)
+    beam_log_prob = _log_prob(TRAP[row], ids[row].numpy())
+    assert _tokens(ids[row]) == expected
+    assert beam_log_prob == pytest.approx(expected_score, abs=1e-5)
+    assert scores[row].numpy() == pytest.approx(beam_log_prob, abs=1e-5)
+  assert _log_prob(TRAP[0], ids[0].numpy()) > _log_prob(TRAP[0], greedy[0]) + 0.5  # log(0.356 / 0.162)
+
+
+def test_the_beam_second_after_step_one_wins_with_its_own_cache():
+  seen = []
+  ids, scores = beam_search(_step_fn(tf.constant(TRAP), seen), _cache(2), 2, beam_size=2,
+                            max_length=L, eos_id=EOS, alpha=0.0)
+  # The alive beams entering step 2, best first: [B, K, 2] (token two back, previous token).
+  beams = seen[2].reshape(2, 2, 2).tolist()
+  assert beams[0] == [[2, 4], [3, 4]]
+  assert beams[1] == [[4, 3], [2, 3]]
+  np.testing.assert_array_equal(ids.numpy(), [[3, 4, EOS, 0], [4, 3, EOS, 0]])
+  np.testing.assert_allclose(scores.numpy(), np.log([0.4 * 0.9 * 0.99, 0.7 * 0.9 * 0.99]), atol=1e-5)
+  compiled = tf.function(lambda c: beam_search(_step_fn(tf.constant(TRAP)), c, tf.constant(2), beam_size=2,
+                                               max_length=L, eos_id=EOS, alpha=0.0))(_cache(2))
+  np.testing.assert_array_equal(compiled[0].numpy(), ids.numpy())
+  np.testing.assert_allclose(compiled[1].numpy(), scores.numpy(), atol=1e-6)
+
+
+# A short hypothesis [2, EOS] (p=0.3) against a long one [3, 4, 4, EOS] (p=0.2025): the log-prob
+# ratio 1.33 lies between the penalty ratios ((5+4)/(5+2))**alpha, 1.16 at 0.6 and 1.65 at 2.
+SHORT_OR_LONG = _table({(0, 0): {2: 0.5, 3: 0.5}, (0, 2): {EOS: 0.6}, (0, 3): {4: 0.9}, (3, 4): {4: 0.9},
+                        (4, 4): {EOS: 0.5}})
+
+
+@pytest.mark.parametrize("alpha, winner", [(0.0, [2, EOS]), (0.6, [2, EOS]), (2.0, [3, 4, 4, EOS])])
+def test_length_penalty_decides_between_short_and_long(alpha, winner):
+  ids, scores = beam_search(_step_fn(tf.constant(SHORT_OR_LONG[None])), _cache(1), 1, beam_size=2,
+                            max_length=L, eos_id=EOS, alpha=alpha)
+  assert _tokens(ids[0]) == winner == _brute_force(SHORT_OR_LONG, alpha)[0]
+  expected = np.log(0.3 if len(winner) == 2 else 0.5 * 0.9 * 0.9 * 0.5) / _penalty(len(winner), alpha)
+  assert scores[0].numpy() == pytest.approx(expected, abs=1e-5)
 
 
 def test_greedy_pads_after_eos_and_works_in_tf_function():
-  tables = _tables(3)
-  cache = {"row": tf.constant([0, 1]), "steps": tf.zeros([2], tf.int32)}
-  step_fn = _step_fn(tf.constant(tables))
+  step_fn = _step_fn(tf.constant(_random_tables(3)))
+  cache = _cache(2)
   eager = greedy_search(step_fn, cache, 2, max_length=L, eos_id=EOS)
   compiled = tf.function(lambda c: greedy_search(step_fn, c, 2, max_length=L, eos_id=EOS))(cache)
   assert eager.shape == (2, L)

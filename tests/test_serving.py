@@ -5,14 +5,15 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
-from t2t_multimodel import run_dir, serving
+from t2t_multimodel import decoding, run_dir, serving
 from t2t_multimodel.hparams import get_hparams
 from t2t_multimodel.model import MultiModel
 from t2t_multimodel.problems import PROBLEMS
-from t2t_multimodel.vocab import VOCAB_FILENAME, SubwordVocab
+from t2t_multimodel.vocab import EOS_ID, VOCAB_FILENAME, SubwordVocab
 
 BIN = os.path.dirname(sys.executable)
 PROBLEM_NAMES = ("translate_ende_bible", "image_digits")
@@ -87,20 +88,55 @@ def test_image_paths_are_classified(run, tmp_path):
   assert all(label in [str(d) for d in range(10)] for label in decoder.decode(paths))
 
 
+def _lines_around_the_limit(run):
+  """A short line, one whose ids with EOS fill max_input_length exactly, and a longer one."""
+  hp, record = run_dir.load_run(run)
+  vocab = serving.run_vocab(run, record)
+  text = LINES[0] * 3
+  exact = next((text[:n] for n in range(1, len(text))
+                if len(vocab.encode(text[:n])) + 1 == hp.max_input_length), None)
+  assert exact is not None, "no prefix encodes to max_input_length - 1 ids"
+  short = "God created"
+  assert len(vocab.encode(short)) + 1 < hp.max_input_length < len(vocab.encode(text)) + 1
+  return [short, exact, text]
+
+
+def _decoder_ids(run, lines):
+  """The input batch mm-decoder feeds the model for `lines` (decoding.prepare_inputs)."""
+  hp, record = run_dir.load_run(run)
+  return decoding.prepare_inputs(PROBLEMS.get("translate_ende_bible"), hp, serving.run_vocab(run, record),
+                                 lines).numpy()
+
+
+def test_export_tokenizes_as_the_decoder(run):
+  hp, record = run_dir.load_run(run)
+  server = serving.TextServer(None, "translate_ende_bible", hp, serving.run_vocab(run, record),
+                              beam_size=1, alpha=0.6, max_length=hp.max_target_length)
+  short, exact, long = _lines_around_the_limit(run)
+  for lines in ([short], [exact], [long], [short, exact, long]):
+    got = server.tokenize(tf.constant(lines))["ids"].numpy()
+    expected = _decoder_ids(run, lines)
+    np.testing.assert_array_equal(got, expected, err_msg=f"{lines}")
+    assert (expected == EOS_ID).sum(axis=1).tolist() == [1] * len(lines)  # never [..., EOS, EOS]
+
+
 def test_export_round_trip_in_a_fresh_process(run, tmp_path):
   export_dir = str(tmp_path / "exported")
   result = _cli("mm-export", f"--output_dir={run}", "--problem=translate_ende_bible", f"--export_dir={export_dir}")
   assert result.returncode == 0, result.stderr
+  lines = LINES + _lines_around_the_limit(run)
+  text = [line for line in lines if line]
   script = (
       "import json, sys, tensorflow as tf, tensorflow_text\n"
       f"m = tf.saved_model.load({export_dir!r})\n"
-      f"out = m.signatures['serving_default'](inputs=tf.constant({LINES!r}))['outputs']\n"
-      "print(json.dumps([s.decode('utf-8') for s in out.numpy().tolist()]))\n"
+      f"out = m.signatures['serving_default'](inputs=tf.constant({lines!r}))['outputs']\n"
+      f"ids = m.signatures['tokenize'](inputs=tf.constant({text!r}))['ids']\n"
+      "print(json.dumps([[s.decode('utf-8') for s in out.numpy().tolist()], ids.numpy().tolist()]))\n"
       "assert 't2t_multimodel' not in sys.modules\n")
   loaded = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600,
                           cwd=str(tmp_path))
   assert loaded.returncode == 0, loaded.stderr
-  served = json.loads(loaded.stdout.strip().splitlines()[-1])
-  decoder = serving.load_decoder(run, "translate_ende_bible")
-  expected = decoder.decode([LINES[0], LINES[2]])
-  assert len(served) == 3 and [served[0], served[2]] == expected
+  served, ids = json.loads(loaded.stdout.strip().splitlines()[-1])
+  np.testing.assert_array_equal(np.array(ids), _decoder_ids(run, text))
+  expected = serving.load_decoder(run, "translate_ende_bible").decode(lines)
+  assert served == expected and served[1] == ""
