@@ -85,6 +85,16 @@ class Problem:
         if modality == "symbol":
           yield sample[key]
 
+  def text_samples(self, split: str, tmp_dir: str = "") -> Iterator[dict[str, str | None]]:
+    """Yields `{"inputs": ..., "targets": ...}` per sample of `split`, in `generate_samples` order:
+    the text of each "symbol" role, None for the other roles (used by leakage.py).
+
+    Problems whose other roles are costly to make (audio, images) override it to skip that work.
+    """
+    roles = (("inputs", self.input_modality), ("targets", self.target_modality))
+    for sample in self.generate_samples(split, tmp_dir):
+      yield {key: sample[key] if modality == "symbol" else None for key, modality in roles}
+
   def check_data(self, tmp_dir: str) -> None:
     """Raises MissingDataError (one line: the data set and where to put it) if data is absent."""
 

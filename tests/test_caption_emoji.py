@@ -1,4 +1,4 @@
-"""caption_emoji: every named Twemoji, plain-word captions, tone-safe splits, RGB PNGs on white."""
+"""caption_emoji: every named Twemoji, plain-word captions, variant-safe splits, RGB PNGs on white."""
 
 import collections
 import io
@@ -77,6 +77,54 @@ def test_skin_tone_variants_share_a_split():
   assert all(len(splits) == 1 for splits in split_of_base.values())
   waving = [split for split in SPLITS for c in PROBLEM.captions(split) if c.startswith("waving hand")]
   assert len(waving) == 6 and len(set(waving)) == 1
+
+
+SIBLING_WORDS = {"man", "woman", "person", "men", "women", "people", "boy", "girl"}
+
+
+def _sibling(caption: str) -> str:
+  """The caption without person words and skin tones: equal for "woman surfing" and "man surfing"."""
+  return " ".join(word for word in caption_emoji.base_name(caption).split() if word not in SIBLING_WORDS)
+
+
+def test_no_held_out_caption_has_a_gender_or_skin_tone_sibling_in_train():
+  train = {_sibling(caption) for caption in PROBLEM.captions("train")} - {""}
+  for split in ("dev", "test"):
+    assert not [c for c in PROBLEM.captions(split) if _sibling(c) in train], split
+  assert {split: len(PROBLEM.entries(split)) for split in SPLITS} == {
+      "train": 3235, "dev": 384, "test": 334}
+  train_words = {word for caption in PROBLEM.captions("train") for word in caption.split()}
+  assert sum(not set(c.split()) <= train_words for c in PROBLEM.captions("test")) == 259
+
+
+@pytest.mark.parametrize("captions", [
+    ("man surfing", "woman surfing dark skin tone", "person surfing light skin tone"),
+    ("man", "girl", "old woman", "woman red hair", "person medium skin tone bald", "child"),
+    ("man dancing", "woman dancing medium skin tone"),
+    ("prince", "princess", "person with crown"),
+    ("santa claus", "mrs claus", "mx claus medium skin tone"),
+    ("person with white cane facing right", "man with white cane"),
+    ("people holding hands", "women holding hands", "woman and man holding hands"),
+    ("light skin tone", "dark skin tone"),
+])
+def test_variants_share_a_split(captions):
+  split_of = {entry.caption: split for split in SPLITS for entry in PROBLEM.entries(split)}
+  assert len({split_of[caption] for caption in captions}) == 1, {c: split_of[c] for c in captions}
+
+
+def test_variant_keys():
+  assert caption_emoji.emoji_key("\U0001F3C4\U0001F3FD\u200D\u2640\uFE0F") == "1f3c4"  # woman surfing
+  assert caption_emoji.emoji_key("\U0001F469\u200D\U0001F9B0") == "P"                # woman red hair
+  assert caption_emoji.emoji_key("\U0001F3FB") == "skin tone"
+  assert caption_emoji.variant_words_removed("woman with white cane facing right") == "with white cane"
+  assert caption_emoji.variant_words_removed("man medium skin tone bald") == ""
+  light = caption_emoji.Entry("1f3fb.png", "\U0001F3FB", "light skin tone")
+  assert caption_emoji.split_of_group([light]) == "train"
+
+
+def test_text_samples_are_the_captions_without_images():
+  assert list(PROBLEM.text_samples("test")) == [
+      {"inputs": None, "targets": caption} for caption in PROBLEM.captions("test")]
 
 
 def test_images_are_rgb_pngs_composited_onto_white():

@@ -93,7 +93,8 @@ def dev_samples():
 
 
 def test_sizes_and_valid_samples(dev_samples):
-  # 947 when written (771 verses); non-projective parses (about 1.5%) are skipped.
+  # 933 when written (771 verses): non-projective parses (about 1.5%) are skipped, and so are the
+  # 14 sentences that repeat train-book text.
   assert 900 <= len(dev_samples) <= 1000
   for sample in dev_samples:
     words, targets = sample["inputs"].split(), sample["targets"]
@@ -103,6 +104,14 @@ def test_sizes_and_valid_samples(dev_samples):
     assert trees.exact_match(targets, targets)
   for split in SPLITS:
     assert len(list(itertools.islice(ParseTrees().generate_samples(split, ""), 5))) == 5
+
+
+def test_held_out_sentences_that_repeat_training_text_are_left_out(dev_samples):
+  assert parse_trees.repeats_training("and it shall be done .")        # inside a train-book verse
+  assert parse_trees.repeats_training("Do n't be deceived .")          # once its clitic is joined
+  assert parse_trees.repeats_training("Who knows ?")                   # short, inside a verse
+  assert not parse_trees.repeats_training("The parser saw a new sentence .")
+  assert not [s["inputs"] for s in dev_samples if parse_trees.repeats_training(s["inputs"])]
 
 
 def test_deterministic_and_memoised(dev_samples):

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from t2t_multimodel import audio, espeak, features
+from t2t_multimodel import audio, espeak, features, leakage
 from t2t_multimodel.problem import CommandToken
-from t2t_multimodel.problems import speech_espeak
+from t2t_multimodel.problems import speech_espeak, translate_bible
 from t2t_multimodel.problems.speech_espeak import SpeechEspeak
 from t2t_multimodel.vocab import SubwordVocab
 from tests.test_espeak import assert_same_speech
@@ -53,6 +53,31 @@ def test_split_sizes_and_disjoint_sentences():
   assert len(set(everything)) == len(everything)  # so train shares no sentence with dev or test
   for transcript in everything:
     assert re.fullmatch(r"[a-z']+( [a-z']+){3,15}", transcript), transcript
+
+
+def test_splits_come_from_the_bible_splits_books_and_repeat_no_training_text():
+  by_split = {split: set() for split in ("train", "dev", "test")}
+  for book, verse in speech_espeak._verses():
+    for clause in speech_espeak._CLAUSE_END.split(verse):
+      sentence = speech_espeak.clean_clause(clause)
+      if sentence is not None:
+        by_split[translate_bible.split_of(book)].add(sentence.transcript)
+  for split, transcripts in by_split.items():
+    assert set(PROBLEM.transcripts(split)) <= transcripts, split
+  train_verses = leakage.TextIndex(verse for book, verse in speech_espeak._verses()
+                                   if translate_bible.split_of(book) == "train")
+  for split in ("dev", "test"):
+    assert not [t for t in PROBLEM.transcripts(split) if train_verses.contains(t)]
+  candidates = speech_espeak.candidate_sentences()
+  assert {split: len(sentences) for split, sentences in candidates.items()} == {
+      "train": 29_868, "dev": 833, "test": 810}
+  assert "your young men will see visions" in by_split["test"]   # Joel 2:28, quoted in Acts 2:17
+  assert "your young men will see visions" not in candidates["test"]
+
+
+def test_text_samples_are_the_transcripts_without_audio():
+  assert list(PROBLEM.text_samples("test")) == [
+      {"inputs": None, "targets": t} for t in PROBLEM.transcripts("test")]
 
 
 def test_unknown_split_names_the_value():

@@ -6,7 +6,7 @@ import re
 import pytest
 import tensorflow as tf
 
-from t2t_multimodel import features
+from t2t_multimodel import features, leakage
 from t2t_multimodel.problem import SPLITS, CommandToken, MissingDataError, validate_problem
 from t2t_multimodel.problems import translate_bible
 from t2t_multimodel.problems.translate_bible import TranslateBible
@@ -41,7 +41,8 @@ def test_unknown_pair_names_the_values():
 def test_every_aligned_verse_once_split_by_whole_books():
   for problem, total in ((EN_DE, 31_097), (EN_FR, 31_098)):
     verses = {split: problem.verses(split) for split in SPLITS}
-    keys = [verse.key for verse in itertools.chain.from_iterable(verses.values())]
+    repeated = translate_bible.repeated_verses(problem.source, problem.target)
+    keys = [verse.key for verse in itertools.chain(*verses.values(), *repeated.values())]
     assert len(keys) == len(set(keys)) == total
     books = {split: {verse.key[0] for verse in items} for split, items in verses.items()}
     assert books["dev"] == set(translate_bible.DEV_BOOKS)
@@ -51,7 +52,26 @@ def test_every_aligned_verse_once_split_by_whole_books():
       assert 0.02 * total < len(verses[split]) < 0.04 * total
       assert min(books[split]) <= 39 < max(books[split])  # Old and New Testament books
   assert {split: len(EN_DE.verses(split)) for split in SPLITS} == {
-      "train": 29_521, "dev": 771, "test": 805}
+      "train": 29_521, "dev": 769, "test": 803}
+  assert {split: len(EN_FR.verses(split)) for split in SPLITS} == {
+      "train": 29_522, "dev": 768, "test": 802}
+
+
+def test_held_out_verses_that_repeat_training_text_are_left_out():
+  train = {language: {leakage.normalize(text) for (book, _, _), text in verses.items()
+                      if translate_bible.split_of(book) == "train"}
+           for language, verses in translate_bible.all_verses().items()}
+  for problem, dropped in ((EN_DE, {"dev": 2, "test": 2}), (EN_FR, {"dev": 3, "test": 3})):
+    repeated = translate_bible.repeated_verses(problem.source, problem.target)
+    assert {split: len(verses) for split, verses in repeated.items()} == dropped
+    for verse in itertools.chain(*repeated.values()):
+      assert translate_bible.repeats_training(problem.source, problem.target, verse)
+    for split in ("dev", "test"):
+      for verse in problem.verses(split):
+        assert leakage.normalize(verse.source) not in train[problem.source]
+        assert leakage.normalize(verse.target) not in train[problem.target]
+  greeting = [v for v in translate_bible.repeated_verses("en", "de")["test"] if v.key == (49, 1, 2)]
+  assert greeting[0].source == "Grace to you and peace from God our Father and the Lord, Jesus Christ."
 
 
 def test_reverse_pairs_are_the_same_verses_swapped():
@@ -125,6 +145,8 @@ def test_generation_is_deterministic_and_vocab_texts_are_the_train_verses():
   texts = list(EN_DE.vocab_texts(""))
   assert len(texts) == 2 * len(EN_DE.verses("train"))
   assert texts[:2] == [first[0]["inputs"], first[0]["targets"]]
+  for split in ("train", "test"):
+    assert list(EN_DE.text_samples(split)) == list(EN_DE.generate_samples(split, ""))
 
 
 def test_missing_package_is_a_one_line_error(monkeypatch):
