@@ -6,9 +6,12 @@ DATA   ?= data/mm8_mini
 RUN    ?= runs/demo
 STEPS  ?= 2000
 EVAL_EVERY ?= 1000
-EVAL_STEPS ?= 8
+EVAL_EXAMPLES ?= 200
 
-.PHONY: install demo test test-all bench reproduce clean
+TRAIN_RUN   ?= runs/train
+TRAIN_STEPS ?= 9000
+
+.PHONY: install demo train test test-all bench reproduce clean
 
 install: $(VENV)/.installed
 
@@ -19,8 +22,13 @@ $(VENV)/.installed: setup.py
 	$(BIN)/python -m pip install -q -e ".[test]"
 	touch $@
 
-# Runs `$(2)` and appends "$(1)<TAB>seconds" to the demo's timings.
-timed = start=$$(date +%s); $(2) && echo "$(1)	$$(( $$(date +%s) - start ))" >> $(RUN)/timings.tsv
+# Runs `$(2)` and appends "$(1)<TAB>seconds" to $(3)/timings.tsv (default: the demo's run dir).
+timed = start=$$(date +%s); $(2) && echo "$(1)	$$(( $$(date +%s) - start ))" >> $(or $(3),$(RUN))/timings.tsv
+
+# mm-decoder on every demo/<problem>.in of the run $(1), into $(1)/decoder/<problem>.out.
+decode_demo = for input in demo/*.in; do name=$$(basename $$input .in); \
+	  cp $$input $(1)/decoder/; $(BIN)/mm-decoder --output_dir=$(1) --problem=$$name \
+	  < $$input > $(1)/decoder/$$name.out || exit 1; done
 
 # datagen -> joint training (resumes if interrupted) -> final evaluation -> mm-decoder on the
 # sentences in demo/*.in -> reports/demo.md with plots. Uniform mixing: each problem gets 1/8 of
@@ -30,12 +38,26 @@ demo: install
 	$(call timed,datagen,$(BIN)/mm-datagen --problems=mm8_mini --data_dir=$(DATA))
 	$(call timed,train and evaluate,$(BIN)/mm-trainer --problems=mm8_mini --hparams_set=multimodel_tiny \
 	  --data_dir=$(DATA) --output_dir=$(RUN) --train_steps=$(STEPS) --mixing=uniform \
-	  --eval_every=$(EVAL_EVERY) --eval_steps=$(EVAL_STEPS) --checkpoint_every=$(EVAL_EVERY))
-	$(call timed,decode,for input in demo/*.in; do name=$$(basename $$input .in); \
-	  cp $$input $(RUN)/decoder/; $(BIN)/mm-decoder --output_dir=$(RUN) --problem=$$name \
-	  < $$input > $(RUN)/decoder/$$name.out || exit 1; done)
+	  --eval_every=$(EVAL_EVERY) --eval_examples=$(EVAL_EXAMPLES) --checkpoint_every=$(EVAL_EVERY))
+	$(call timed,decode,$(call decode_demo,$(RUN)))
 	$(BIN)/python -m t2t_multimodel.report --output_dir=$(RUN) --report=reports/demo.md \
 	  --examples_dir=$(RUN)/decoder --timings=$(RUN)/timings.tsv
+
+# The recipe that learns on 2 cores (multimodel_small, batches of ~2k tokens, temperature mixing):
+# datagen -> joint training on mm8_mini (resumes from its last checkpoint if interrupted) ->
+# mm-evaluate on every whole test split -> mm-decoder on demo/*.in -> reports/train.md and
+# reports/train.json ({problem: {metric: value}}), with reports/train_notes.md (what was tried).
+train: install
+	@mkdir -p $(TRAIN_RUN)/decoder reports && rm -f $(TRAIN_RUN)/timings.tsv
+	$(call timed,datagen,$(BIN)/mm-datagen --problems=mm8_mini --data_dir=$(DATA),$(TRAIN_RUN))
+	$(call timed,train,$(BIN)/mm-trainer --problems=mm8_mini --hparams_set=multimodel_small \
+	  --data_dir=$(DATA) --output_dir=$(TRAIN_RUN) --train_steps=$(TRAIN_STEPS) --mixing=temperature:2 \
+	  --eval_every=1500 --eval_examples=200 --checkpoint_every=500,$(TRAIN_RUN))
+	$(call timed,evaluate,$(BIN)/mm-evaluate --output_dir=$(TRAIN_RUN) --split=test,$(TRAIN_RUN))
+	$(call timed,decode,$(call decode_demo,$(TRAIN_RUN)),$(TRAIN_RUN))
+	$(BIN)/python -m t2t_multimodel.report --output_dir=$(TRAIN_RUN) --report=reports/train.md \
+	  --examples_dir=$(TRAIN_RUN)/decoder --timings=$(TRAIN_RUN)/timings.tsv \
+	  --json=reports/train.json --notes=reports/train_notes.md
 
 # pytest exits 5 when a marker selects no test: not a failure.
 test: install
@@ -60,12 +82,11 @@ bench: install
 
 # The paper's Tables 2-4 in miniature (reports/paper_tables.md + PNGs). SMOKE=1: a handful of
 # steps of a cut-down model to check the pipeline. REPRO_STEPS (per problem, default 300),
-# REPRO_EVAL_STEPS (8), REPRO_SEEDS (0,1) and REPRO_JOBS (1) override the defaults.
+# REPRO_SEEDS (0,1) and REPRO_JOBS (1) override the defaults.
 reproduce: install
 	$(BIN)/mm-datagen --problems=mm8_mini --data_dir=$(DATA)
 	$(BIN)/python -m t2t_multimodel.bin.reproduce --data_dir=$(DATA) --out_dir=$(or $(OUT),reports) \
 	  $(if $(filter-out 0,$(SMOKE)),--smoke) $(if $(REPRO_STEPS),--steps_per_problem=$(REPRO_STEPS)) \
-	  $(if $(REPRO_EVAL_STEPS),--eval_steps=$(REPRO_EVAL_STEPS)) \
 	  $(if $(REPRO_SEEDS),--seeds=$(REPRO_SEEDS)) $(if $(REPRO_JOBS),--jobs=$(REPRO_JOBS))
 
 clean:

@@ -48,6 +48,7 @@ setup(
             "mm-trainer=t2t_multimodel.bin.trainer:run",
             "mm-decoder=t2t_multimodel.bin.decoder:run",
             "mm-export=t2t_multimodel.bin.export:run",
+            "mm-evaluate=t2t_multimodel.bin.evaluate:run",
         ],
     },
 )

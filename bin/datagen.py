@@ -30,7 +30,9 @@ def main(argv):
     manifests = datagen.generate(selected, data_dir, tmp_dir)
   for name, manifest in manifests.items():
     counts = ", ".join(f"{split}={n}" for split, n in manifest["counts"].items())
-    print(f"{name}: {counts}")
+    leaked = manifest.get("leaked_targets")
+    leaks = f"; targets found in training text: test={leaked['test']}, dev={leaked['dev']}" if leaked else ""
+    print(f"{name}: {counts}{leaks}")
 
 
 def run():

@@ -1,7 +1,7 @@
 """The paper's Tables 2-4 in miniature: mm-trainer runs, then reports/paper_tables.md + plots.
 
   python -m t2t_multimodel.bin.reproduce --data_dir=data/mm8_mini --out_dir=reports [--smoke]
-         [--steps_per_problem=300 --eval_steps=8 --seeds=0,1 --jobs=1]
+         [--steps_per_problem=300 --seeds=0,1 --jobs=1]
          [--problems=image_digits,translate_ende_bible --tables=2,4]
 """
 
@@ -18,15 +18,13 @@ flags.DEFINE_string("data_dir", "data/mm8_mini", "mm-datagen's output for the pr
 flags.DEFINE_string("out_dir", "reports", "Where paper_tables.md and its plots go.")
 flags.DEFINE_string("runs_dir", None, "The runs' folder (default runs/reproduce, or "
                     "runs/reproduce_smoke with --smoke).")
-flags.DEFINE_boolean("smoke", False, "A handful of steps (4 per problem, 1 eval batch) of a "
+flags.DEFINE_boolean("smoke", False, "A handful of steps (4 per problem) of a "
                      "cut-down model, 2 jobs at a time: checks the pipeline in minutes.")
 flags.DEFINE_list("problems", None, "A subset of mm8_mini's problems (default: all 8).")
 flags.DEFINE_list("tables", ["2", "3", "4"], "Which of the paper's tables to reproduce.")
 flags.DEFINE_list("seeds", ["0", "1"], "One run per configuration and seed.")
 flags.DEFINE_integer("steps_per_problem", None, "Training batches per problem in every run "
                      "(default 300; 4 with --smoke).", lower_bound=1)
-flags.DEFINE_integer("eval_steps", None, "Test batches per problem (default 8; 1 with --smoke).",
-                     lower_bound=1)
 flags.DEFINE_string("hparams_set", "multimodel_tiny", "The hparam set of every run.")
 flags.DEFINE_string("hparams", None, "Overrides for every run; an ablation adds its own "
                     "(default none; reproduce.SMOKE_HPARAMS with --smoke).")
@@ -52,7 +50,7 @@ def settings_from_flags():
       runs_dir=FLAGS.runs_dir or ("runs/reproduce_smoke" if smoke else "runs/reproduce"),
       problems=tuple(FLAGS.problems or reproduce.MM8_MINI), tables=tables, seeds=seeds,
       steps_per_problem=FLAGS.steps_per_problem or (4 if smoke else 300),
-      eval_steps=FLAGS.eval_steps or (1 if smoke else 8), hparams_set=FLAGS.hparams_set,
+      hparams_set=FLAGS.hparams_set,
       hparams=FLAGS.hparams if FLAGS.hparams is not None else (
           reproduce.SMOKE_HPARAMS if smoke else ""), jobs=FLAGS.jobs or (2 if smoke else 1), smoke=smoke)
 

@@ -7,8 +7,6 @@
 
 from __future__ import annotations
 
-import sys
-
 from absl import app, flags
 
 from t2t_multimodel import cli
@@ -21,7 +19,12 @@ flags.DEFINE_string("data_dir", None, "Where mm-datagen wrote the shards and the
 flags.DEFINE_string("output_dir", None, "Checkpoints, hparams.json, metrics.jsonl, TensorBoard.")
 flags.DEFINE_integer("train_steps", None, "Total training steps (a rerun continues to this).", lower_bound=1)
 flags.DEFINE_integer("eval_every", 1000, "Evaluate on dev every N steps (0: only at the end).", lower_bound=0)
-flags.DEFINE_integer("eval_steps", 10, "Batches per problem and evaluation (0: the whole split).", lower_bound=0)
+flags.DEFINE_integer("eval_examples", 500, "Dev examples per problem in each periodic evaluation: a "
+                     "fixed, seeded sample spread over the split (0: the whole split). The final "
+                     "evaluation always scores whole dev and test splits.", lower_bound=0)
+flags.DEFINE_list("final_eval_splits", ["dev", "test"], "Splits evaluated whole at the end of "
+                  "training, as mm-evaluate does (empty: none).")
+flags.DEFINE_integer("eval_steps", None, "Deprecated: --eval_examples=N*eval_batch_size.", lower_bound=0)
 flags.DEFINE_integer("checkpoint_every", 500, "Save a checkpoint every N steps.", lower_bound=1)
 flags.DEFINE_integer("keep_checkpoints", 3, "How many checkpoints to keep.", lower_bound=1)
 flags.DEFINE_string("mixing", "proportional", "proportional, uniform or temperature:T.")
@@ -56,7 +59,8 @@ def main(argv):
     config = run_config.resolve_config(
         problems=FLAGS.problems, hparams_set=FLAGS.hparams_set, hparams=FLAGS.hparams,
         data_dir=FLAGS.data_dir, output_dir=FLAGS.output_dir, train_steps=FLAGS.train_steps,
-        mixing=FLAGS.mixing, eval_every=FLAGS.eval_every, eval_steps=FLAGS.eval_steps,
+        mixing=FLAGS.mixing, eval_every=FLAGS.eval_every, eval_examples=FLAGS.eval_examples,
+        eval_steps=FLAGS.eval_steps, final_eval_splits=tuple(FLAGS.final_eval_splits),
         checkpoint_every=FLAGS.checkpoint_every, keep_checkpoints=FLAGS.keep_checkpoints,
         seed=FLAGS.seed, overwrite=FLAGS.overwrite)
     strategy = distribute.make_strategy(FLAGS.strategy)  # before any TensorFlow op
@@ -64,18 +68,9 @@ def main(argv):
     training.train(config, strategy)
 
 
-def parse_flags(argv: list[str]) -> list[str]:
-  """absl's parser, with a bad flag reported as one line and exit code 2."""
-  try:
-    return FLAGS(argv)
-  except flags.Error as e:
-    print(f"mm-trainer: error: {e}", file=sys.stderr)
-    sys.exit(2)
-
-
 def run():
   cli.quiet_tensorflow()
-  app.run(main, flags_parser=parse_flags)
+  app.run(main, flags_parser=cli.flags_parser("mm-trainer"))
 
 
 if __name__ == "__main__":

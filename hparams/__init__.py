@@ -10,6 +10,7 @@ HPARAMS: Registry = Registry("hparam set")
 HPARAMS.add("multimodel_base", multimodel.multimodel_base)
 HPARAMS.add("multimodel_paper", multimodel.multimodel_paper)
 HPARAMS.add("multimodel_tiny", multimodel.multimodel_tiny)
+HPARAMS.add("multimodel_small", multimodel.multimodel_small)
 
 
 def get_hparams(name: str, overrides: str = "") -> HParams:

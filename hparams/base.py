@@ -51,8 +51,11 @@ class HParams:
   dropout: float = 0.1
   attention_dropout: float = 0.1
   label_smoothing: float = 0.1
-  # Optimiser: Adam, clipping by global norm, warmup then rsqrt decay.
-  learning_rate: float = 0.1
+  # Optimiser: Adam, clipping by global norm. The rate warms up linearly to its peak, then decays
+  # as 1/sqrt(step): lr(step) = learning_rate * min(step / warmup, sqrt(warmup / step)), step >= 1
+  # (training.WarmupRsqrtSchedule). Unlike T2T's noam, no hidden_size**-0.5 factor: what you set is
+  # what the optimiser gets at its peak.
+  learning_rate: float = 7e-4       # the PEAK learning rate, reached at step learning_rate_warmup_steps.
   learning_rate_warmup_steps: int = 4000
   adam_beta1: float = 0.9
   adam_beta2: float = 0.997
@@ -60,6 +63,9 @@ class HParams:
   clip_grad_norm: float = 1.0
   # Input pipeline.
   batch_size: int = 64              # examples per batch (each batch holds one problem).
+  batch_tokens: int = 0             # > 0: batches of about this many body positions instead
+                                    # (batch_tokens // a length bucket's positions examples).
+  eval_batch_size: int = 64         # examples per evaluation / decoding batch.
   max_input_length: int = 256       # tokens or spectrogram frames/4; longer is cut.
   max_target_length: int = 128
   length_bucket_step: int = 16      # lengths are padded up to a multiple of this.
@@ -83,6 +89,12 @@ class HParams:
          f"Expected 0 <= `label_smoothing` < 1. Received: label_smoothing={self.label_smoothing}"),
         (self.learning_rate > 0, f"Expected `learning_rate` > 0. Received: learning_rate={self.learning_rate}"),
         (self.batch_size >= 1, f"Expected `batch_size` >= 1. Received: batch_size={self.batch_size}"),
+        (self.batch_tokens >= 0, f"Expected `batch_tokens` >= 0. Received: batch_tokens={self.batch_tokens}"),
+        (self.learning_rate_warmup_steps >= 1,
+         f"Expected `learning_rate_warmup_steps` >= 1. Received: learning_rate_warmup_steps="
+         f"{self.learning_rate_warmup_steps}"),
+        (self.eval_batch_size >= 1,
+         f"Expected `eval_batch_size` >= 1. Received: eval_batch_size={self.eval_batch_size}"),
         (self.clip_grad_norm >= 0, f"Expected `clip_grad_norm` >= 0. Received: clip_grad_norm={self.clip_grad_norm}"),
         (0 <= self.audio_time_strides <= self.audio_blocks,
          f"Expected 0 <= `audio_time_strides` <= `audio_blocks`. Received: audio_time_strides="

@@ -46,6 +46,20 @@ def quiet_tensorflow() -> None:
     os.close(saved)
 
 
+def flags_parser(program: str):
+  """absl's flag parser for `app.run(..., flags_parser=...)`, with a bad flag (unknown, a value out
+  of its range or enum) reported as `program: error: <one line>` and exit code 2."""
+  def parse(argv: list[str]) -> list[str]:
+    from absl import flags
+    try:
+      return flags.FLAGS(argv)
+    except flags.Error as e:
+      print(f"{program}: error: {e}", file=sys.stderr)
+      sys.exit(2)
+
+  return parse
+
+
 def require(flag_value, name: str) -> None:
   if not flag_value:
     raise UsageError(f"--{name} is required.")

@@ -1,7 +1,9 @@
 """mm-datagen's engine: the shared vocabulary and sharded TFRecords for a list of problems.
 
 Idempotent: a problem whose manifest matches (same shard layout, same vocab) is
-skipped. Atomic: shards are written under `*.incomplete` names and renamed, and
+skipped. After the shards, every manifest records `leaked_targets`: how many of the problem's
+test and dev targets occur, normalised, in the train text of any problem generated with it
+(leakage.py's rule), read back from the raw text stored in the shards. Atomic: shards are written under `*.incomplete` names and renamed, and
 the manifest, written last, is what marks a problem as done; a killed run
 leaves no half-written shard under a final name and redoes that problem.
 """
@@ -15,16 +17,16 @@ import logging
 import os
 import random
 import time
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import tensorflow as tf
 from tqdm import tqdm
 
-from t2t_multimodel import features
+from t2t_multimodel import features, leakage
 from t2t_multimodel.problem import SPLITS, Problem
 from t2t_multimodel.vocab import SubwordVocab, vocab_path
 
-DATA_FORMAT_VERSION = 1
+DATA_FORMAT_VERSION = 2  # 2: symbol roles also keep their raw text ("<role>_text")
 MANIFEST_SUFFIX = ".manifest.json"
 
 
@@ -139,13 +141,56 @@ def generate(problems: Sequence[Problem], data_dir: str, tmp_dir: str | None = N
   os.makedirs(data_dir, exist_ok=True)
   os.makedirs(tmp_dir, exist_ok=True)
   vocab = ensure_vocab(problems, data_dir, tmp_dir) if any(p.has_text for p in problems) else None
-  manifests = {}
   for problem in problems:
     if is_up_to_date(problem, data_dir, vocab):
       logging.info("%s: up to date, skipped", problem.name)
     else:
       counts = write_problem(problem, data_dir, tmp_dir, vocab, progress)
       logging.info("%s: %s", problem.name, counts)
+  return record_leakage(problems, data_dir)
+
+
+def stored_texts(problem: Problem, split: str, data_dir: str) -> Iterator[dict[str, str | None]]:
+  """{"inputs": text | None, "targets": text | None} of every written example of `split`."""
+  keys = {role: features.text_key(role) for role, modality in
+          (("inputs", problem.input_modality), ("targets", problem.target_modality))
+          if modality == "symbol"}
+  spec = {key: tf.io.FixedLenFeature([], tf.string) for key in keys.values()}
+  n = problem.num_shards(split)
+  files = [shard_path(data_dir, problem.name, split, i, n) for i in range(n)]
+  for record in tf.data.TFRecordDataset(files).batch(4096).map(
+      lambda chunk: tf.io.parse_example(chunk, spec)).as_numpy_iterator():
+    columns = {role: [t.decode("utf-8") for t in record[key]] for role, key in keys.items()}
+    for i in range(len(next(iter(columns.values())))) if columns else ():
+      yield {role: columns[role][i] if role in columns else None for role in ("inputs", "targets")}
+
+
+def record_leakage(problems: Sequence[Problem], data_dir: str) -> dict[str, dict]:
+  """Writes each manifest's `leaked_targets` ({"test": n, "dev": n, "checked_against": names});
+  returns the manifests. Skipped when every manifest already holds the count for these problems."""
+  names = sorted(p.name for p in problems)
+  manifests = {}
+  for problem in problems:
     with open(manifest_path(data_dir, problem.name)) as f:
       manifests[problem.name] = json.load(f)
+  text_problems = [p for p in problems if p.has_text]
+  if all(manifests[p.name].get("leaked_targets", {}).get("checked_against") == names
+         for p in text_problems if p.target_modality == "symbol"):
+    return manifests
+  start = time.time()
+  index = leakage.TextIndex(text for p in text_problems for sample in stored_texts(p, "train", data_dir)
+                            for text in sample.values() if text is not None)
+  for problem in text_problems:
+    if problem.target_modality != "symbol":
+      continue
+    role = "inputs" if leakage.TREE_METRIC in problem.metrics else "targets"
+    counts = {split: sum(index.contains(sample[role] or "")
+                         for sample in stored_texts(problem, split, data_dir))
+              for split in ("test", "dev")}
+    manifests[problem.name]["leaked_targets"] = {**counts, "checked_against": names}
+    write_json_atomic(manifest_path(data_dir, problem.name), manifests[problem.name])
+    if counts["test"] or counts["dev"]:
+      logging.warning("%s: %d test and %d dev targets occur in training text", problem.name,
+                      counts["test"], counts["dev"])
+  logging.info("Leakage checked in %.1f s", time.time() - start)
   return manifests

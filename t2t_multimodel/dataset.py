@@ -27,13 +27,27 @@ def read_manifest(problem: Problem, data_dir: str) -> dict:
     return json.load(f)
 
 
+def data_record(problems, data_dir: str) -> dict[str, dict]:
+  """{problem: {"version", "counts", "vocab_sha256"}} of the manifests in `data_dir`: what a run
+  records of its data, so that evaluating it on other data is caught."""
+  record = {}
+  for problem in problems:
+    manifest = read_manifest(problem, data_dir)
+    record[problem.name] = {key: manifest.get(key) for key in ("version", "counts", "vocab_sha256")}
+  return record
+
+
 def split_files(problem: Problem, split: str, data_dir: str) -> list[str]:
   n = read_manifest(problem, data_dir)["shards"][split]
   return [shard_path(data_dir, problem.name, split, i, n) for i in range(n)]
 
 
 def load_split(problem: Problem, split: str, data_dir: str) -> tf.data.Dataset:
-  """The examples of `split`, decoded: {"inputs": ..., "targets": ...} (see features.py)."""
+  """The examples of `split` in generation order, decoded: {"inputs": ..., "targets": ...,
+  "<role>_text": ... for symbol roles} (see features.py)."""
   files = split_files(problem, split, data_dir)
-  parse = features.parse_fn(problem.input_modality, problem.target_modality)
-  return tf.data.TFRecordDataset(files).map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+  parse = features.parse_fn(problem.input_modality, problem.target_modality, with_text=True)
+  # mm-datagen deals example i to shard i % n: a round robin over the shards is generation order.
+  records = tf.data.Dataset.from_tensor_slices(files).interleave(
+      tf.data.TFRecordDataset, cycle_length=len(files), block_length=1)
+  return records.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

@@ -1,10 +1,16 @@
-"""Per-problem evaluation of a MultiModel on a split: each problem's declared metrics and its loss.
+"""Per-problem evaluation of a MultiModel on a split: each problem's metrics over every example.
 
-Token metrics (accuracy, accuracy_top5, neg_log_perplexity) come from one teacher-forced pass;
-text metrics (bleu, wer, bracket_f1, exact_match) from greedy decodes through the model's
-incremental cache (`decoding.decode_ids`: encode once, then one decode_step per token),
-detokenised with the run's vocabulary and scored against the detokenised references. Every
-problem also reports `loss`, the training loss (label-smoothed cross-entropy) on the split.
+A split is read whole, in generation order (`inputs.problem_dataset(training=False)`), unless a
+`sample` size is given: then a fixed, seeded sample spread over the whole split is scored (the
+trainer's periodic dev evaluations). Every result says how many examples it covers.
+
+Token metrics (accuracy, accuracy_top5, neg_log_perplexity) and the loss come from one
+teacher-forced pass over the (training-length) ids. Text metrics come from decodes through the
+model's incremental cache (`decoding.decode_ids`: greedy, or beam search with T2T's length
+penalty), detokenised with the run's vocabulary and scored against the untruncated reference text
+that mm-datagen stored beside the ids ("targets_text"), whatever length the model was trained on.
+Every problem with a text output also gets `chrf` and `degenerate` (the share of decodes that loop,
+see metrics.py) beside the metrics it declares; class labels are scored on the arg-max label.
 """
 
 from __future__ import annotations
@@ -16,78 +22,111 @@ import numpy as np
 import tensorflow as tf
 
 from t2t_multimodel import decoding, inputs, metrics
+from t2t_multimodel.features import text_key
 from t2t_multimodel.hparams.base import HParams
 from t2t_multimodel.problem import Problem
 from t2t_multimodel.vocab import SubwordVocab
 
+TEXT_OUTPUT_METRICS = ("chrf", "degenerate")  # scored for every problem with a text output
+MODEL_KEYS = ("inputs", "targets")
+
 
 @dataclasses.dataclass
 class ProblemResult:
-  """One problem's evaluation: metric name -> value, and a few decoded examples."""
+  """One problem's evaluation.
+
+  Attributes:
+    metrics: metric name -> value (see metrics.py for scales), and "loss".
+    examples: how many examples the figures are over.
+    samples: a few {"input", "reference", "hypothesis"} examples, for reports.
+    decodes: every {"input", "reference", "hypothesis"} scored, in split order.
+  """
 
   metrics: dict[str, float]
+  examples: int
   samples: list[dict[str, str]]
+  decodes: list[dict[str, str]] = dataclasses.field(default_factory=list)
+
+
+def metric_names(problem: Problem) -> tuple[list[str], list[str]]:
+  """(token metric names, text metric names) that `problem` is scored with."""
+  token_names, text_names = metrics.split_metric_names(problem.metrics)
+  if problem.target_modality == "symbol":
+    text_names += [name for name in TEXT_OUTPUT_METRICS if name not in text_names]
+  return token_names, text_names
 
 
 class Evaluator:
-  """Evaluates every problem of a run on a split, `eval_steps` batches each.
+  """Evaluates every problem of a run on a split: whole, or a fixed seeded sample.
 
   Args:
     model: the MultiModel.
     problems: the run's problems.
-    hparams: the run's hparams (the input pipeline).
+    hparams: the run's hparams (the input pipeline; `eval_batch_size` examples a batch).
     data_dir: where the shards are.
     vocab: the shared vocabulary (None if no problem has text).
-    eval_steps: batches per problem and split; 0 reads the whole split.
-    num_samples: decoded examples kept per problem.
+    beam_size: 1 for greedy decoding, else beam search with length penalty `alpha`.
+    alpha: T2T's length penalty ((5 + length) / 6) ** alpha.
+    max_length: the most tokens decoded (default: hparams.max_target_length).
+    num_samples: decoded examples kept per problem for reports.
+    seed: the seed of `sample`d evaluations.
 
   Example:
-    >>> evaluator = Evaluator(model, problems, hp, data_dir, vocab, eval_steps=10)
-    >>> results = evaluator.evaluate("dev")
-    >>> results["image_digits"].metrics["accuracy"]
+    >>> evaluator = Evaluator(model, problems, hp, data_dir, vocab)
+    >>> results = evaluator.evaluate("test")            # every test example
+    >>> results["image_digits"].metrics["accuracy"], results["image_digits"].examples
   """
 
   def __init__(self, model, problems: Sequence[Problem], hparams: HParams, data_dir: str,
-               vocab: SubwordVocab | None, eval_steps: int = 0, num_samples: int = 3):
+               vocab: SubwordVocab | None, *, beam_size: int = 1, alpha: float = 0.6,
+               max_length: int | None = None, num_samples: int = 3, seed: int = 0):
+    if beam_size < 1:
+      raise ValueError(f"Expected `beam_size` >= 1. Received: beam_size={beam_size}")
     self.model, self.problems, self.hparams = model, list(problems), hparams
     self.data_dir, self.vocab = data_dir, vocab
-    self.eval_steps, self.num_samples = eval_steps, num_samples
+    self.beam_size, self.alpha = beam_size, alpha
+    self.max_length = max_length or hparams.max_target_length
+    self.num_samples, self.seed = num_samples, seed
     self._token_fns: dict[str, tf.types.experimental.PolymorphicFunction] = {}
     self._decode_fns: dict[str, tf.types.experimental.PolymorphicFunction] = {}
 
-  def evaluate(self, split: str) -> dict[str, ProblemResult]:
-    """Problem name -> its result on `split`."""
-    return {problem.name: self.evaluate_problem(problem, split) for problem in self.problems}
+  def evaluate(self, split: str, sample: int = 0) -> dict[str, ProblemResult]:
+    """Problem name -> its result on `split` (whole, or a seeded sample of `sample` examples)."""
+    return {problem.name: self.evaluate_problem(problem, split, sample) for problem in self.problems}
 
-  def evaluate_problem(self, problem: Problem, split: str) -> ProblemResult:
-    _, text_names = metrics.split_metric_names(problem.metrics)
-    dataset = inputs.problem_dataset(problem, split, self.data_dir, self.hparams,
-                                     training=False, seed=0)
-    if self.eval_steps > 0:
-      dataset = dataset.take(self.eval_steps)
-    tokens, loss_sum, loss_count = metrics.TokenMetrics(), 0.0, 0.0
-    hypotheses, references, samples = [], [], []
+  def evaluate_problem(self, problem: Problem, split: str, sample: int = 0) -> ProblemResult:
+    token_names, text_names = metric_names(problem)
+    dataset = inputs.problem_dataset(problem, split, self.data_dir, self.hparams, training=False,
+                                     seed=self.seed, sample=sample)
+    model_spec = {key: dataset.element_spec[key] for key in MODEL_KEYS}
+    tokens, loss_sum, loss_count, examples = metrics.TokenMetrics(), 0.0, 0.0, 0
+    decodes: list[dict[str, str]] = []
     for batch in dataset:
-      statistics, loss, count, predictions = self._token_fn(problem, dataset.element_spec)(batch)
+      model_batch = {key: batch[key] for key in MODEL_KEYS}
+      statistics, loss, count, predictions = self._token_fn(problem, model_spec)(model_batch)
       tokens.add(statistics)
       loss_sum, loss_count = loss_sum + float(loss) * float(count), loss_count + float(count)
+      examples += int(batch["inputs"].shape[0])
       if problem.target_modality == "class_label":
-        hyps, refs = self._label_names(problem, predictions.numpy()), self._label_names(
-            problem, batch["targets"].numpy()[:, 0])
-      elif text_names or len(samples) < self.num_samples:
-        decode = self._decode_fn(problem, dataset.element_spec["inputs"])
+        hyps = self._label_names(problem, predictions.numpy())
+        refs = self._label_names(problem, batch["targets"].numpy()[:, 0])
+      elif text_names or len(decodes) < self.num_samples:
+        decode = self._decode_fn(problem, model_spec["inputs"])
         hyps = self._texts(decode(batch["inputs"]).numpy())
-        refs = self._texts(batch["targets"].numpy())
+        refs = [text.decode("utf-8") for text in batch[text_key("targets")].numpy()]
       else:
         continue
-      hypotheses += hyps
-      references += refs
-      samples += self._samples(problem, batch["inputs"].numpy(), refs, hyps)[
-          :max(0, self.num_samples - len(samples))]
-    values = {name: value for name, value in tokens.result().items() if name in problem.metrics}
-    values.update(metrics.text_metrics(problem.metrics, hypotheses, references))
+      decodes += self._samples(problem, batch["inputs"].numpy(), refs, hyps)
+    if examples == 0:
+      raise ValueError(f"No {split} examples of {problem.name} in {self.data_dir} to evaluate.")
+    values = {name: value for name, value in tokens.result().items() if name in token_names}
+    references = [d["reference"] for d in decodes]
+    hypotheses = [d["hypothesis"] for d in decodes]
+    values.update({name: metrics.METRICS.get(name).text_fn(hypotheses, references)
+                   for name in text_names})
     values["loss"] = loss_sum / max(loss_count, 1.0)
-    return ProblemResult({name: float(value) for name, value in values.items()}, samples)
+    return ProblemResult({name: float(value) for name, value in values.items()}, examples,
+                         decodes[:self.num_samples], decodes)
 
   # --- Compiled pieces, one per problem, traced once for every batch shape of its split. ---------
 
@@ -103,9 +142,9 @@ class Evaluator:
 
   def _decode_fn(self, problem: Problem, inputs_spec):
     if problem.name not in self._decode_fns:
-      max_length = self.hparams.max_target_length
       self._decode_fns[problem.name] = tf.function(
-          lambda x: decoding.decode_ids(self.model, problem.name, x, max_length),
+          lambda x: decoding.decode_ids(self.model, problem.name, x, self.max_length,
+                                        self.beam_size, self.alpha),
           input_signature=[inputs_spec])
     return self._decode_fns[problem.name]
 
@@ -134,12 +173,29 @@ class Evaluator:
     return f"[audio, {frames} frames of {value.shape[-1]} mel bins]"
 
 
+# --- Records and tables. ----------------------------------------------------------------------------
+
+
 def flat_records(results: dict[str, ProblemResult], step: int, split: str) -> list[dict]:
-  """One metrics.jsonl record per problem: {"step", "problem", "split", metric: value, ...}."""
-  return [{"step": step, "problem": name, "split": split, **result.metrics}
-          for name, result in results.items()]
+  """One metrics.jsonl record per problem: {"step", "problem", "split", "examples", metric: value}."""
+  return [{"step": step, "problem": name, "split": split, "examples": result.examples,
+           **result.metrics} for name, result in results.items()]
 
 
 def summary_line(name: str, result: ProblemResult) -> str:
-  """'image_digits: accuracy=0.912 accuracy_top5=0.990 loss=0.41'."""
-  return f"{name}: " + " ".join(f"{key}={value:.4g}" for key, value in result.metrics.items())
+  """'image_digits (179 examples): accuracy=0.912 accuracy_top5=0.990 loss=0.41'."""
+  values = " ".join(f"{key}={value:.4g}" for key, value in result.metrics.items())
+  return f"{name} ({result.examples} examples): {values}"
+
+
+def table(problems: dict[str, dict]) -> str:
+  """A plain-text table of {problem: {"examples": N, "metrics": {...}}} (eval_<split>.json's
+  "problems"): one row per problem, its example count and every metric."""
+  names = sorted({metric for entry in problems.values() for metric in entry["metrics"]})
+  header = ["problem", "examples"] + names
+  rows = [[name, str(entry["examples"])] +
+          [f"{entry['metrics'][m]:.4g}" if m in entry["metrics"] else "" for m in names]
+          for name, entry in problems.items()]
+  widths = [max(len(row[i]) for row in [header] + rows) for i in range(len(header))]
+  return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip()
+                   for row in [header] + rows)

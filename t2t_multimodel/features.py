@@ -2,6 +2,8 @@
 
 One codec per modality, chosen by name (never by isinstance):
   symbol       text   -> int64 ids + EOS           parsed: int64 [T]
+               and the text itself, untouched, as "<role>_text" (bytes), so that evaluation
+               scores against the whole reference whatever length training cuts ids to
   image        PNG bytes                           parsed: float32 [H, W, 3] in [0, 1]
   audio        float [frames, mel] -> float16 bytes parsed: float32 [frames, mel]
   class_label  int    -> int64 [1]                 parsed: int64 [1]
@@ -72,23 +74,38 @@ CODECS: dict[str, Codec] = {
 
 def encode_example(sample, input_modality: str, target_modality: str,
                    vocab: SubwordVocab | None) -> bytes:
-  """A raw sample -> a serialised tf.train.Example with "inputs" and "targets"."""
+  """A raw sample -> a serialised tf.train.Example with "inputs" and "targets" (and the raw
+  "inputs_text" / "targets_text" of symbol roles)."""
   features = {
       "inputs": CODECS[input_modality].encode(sample["inputs"], vocab),
       "targets": CODECS[target_modality].encode(sample["targets"], vocab),
   }
+  for role, modality in (("inputs", input_modality), ("targets", target_modality)):
+    if modality == "symbol":
+      features[text_key(role)] = _bytes(sample[role].encode("utf-8"))
   return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
 
 
-def parse_fn(input_modality: str, target_modality: str) -> Callable[[tf.Tensor], dict[str, tf.Tensor]]:
-  """Returns serialised Example -> {"inputs": tensor, "targets": tensor}, decoded."""
-  spec = {"inputs": CODECS[input_modality].spec(), "targets": CODECS[target_modality].spec()}
+def text_key(role: str) -> str:
+  """The feature holding a symbol role's raw text: "inputs_text" or "targets_text"."""
+  return f"{role}_text"
+
+
+def parse_fn(input_modality: str, target_modality: str,
+             with_text: bool = False) -> Callable[[tf.Tensor], dict[str, tf.Tensor]]:
+  """Returns serialised Example -> {"inputs": tensor, "targets": tensor}, decoded.
+
+  with_text: also "<role>_text" (a string scalar) for each symbol role.
+  """
+  modalities = {"inputs": input_modality, "targets": target_modality}
+  spec = {role: CODECS[modality].spec() for role, modality in modalities.items()}
+  texts = [text_key(role) for role, modality in modalities.items() if with_text and modality == "symbol"]
+  spec.update({key: tf.io.FixedLenFeature([], tf.string) for key in texts})
 
   def parse(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
     parsed = tf.io.parse_single_example(serialized, spec)
-    return {
-        "inputs": CODECS[input_modality].decode(parsed["inputs"]),
-        "targets": CODECS[target_modality].decode(parsed["targets"]),
-    }
+    values = {role: CODECS[modality].decode(parsed[role]) for role, modality in modalities.items()}
+    values.update({key: parsed[key] for key in texts})
+    return values
 
   return parse

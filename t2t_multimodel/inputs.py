@@ -4,18 +4,29 @@ Each example is read from the shards that mm-datagen wrote (the reading pieces o
 `dataset.load_split`: `split_files` and `features.parse_fn`), then preprocessed
 by a small per-modality function chosen by the modality name:
 
-  symbol       int32 [T], cut to max_{input,target}_length keeping the final EOS
+  symbol       int32 [T]. Inputs longer than max_input_length are cut keeping
+               their final EOS. Targets longer than max_target_length are cut
+               and get no EOS: the model learns the cut tree or verse as an
+               unfinished prefix, never to stop in its middle.
   image        float32 [S, S, 3] in [0, 1], S = image_size; the aspect ratio is
                kept: resized (antialiased bilinear) to fit, then centred on zeros
   audio        float32 [F, 80], F cut to max_input_length * 2**audio_time_strides
   class_label  int32 [1]
 
-Batches hold `hparams.batch_size` examples, zero-padded. A sequence axis is padded
-up to a multiple of `length_bucket_step` (of `length_bucket_step *
-2**audio_time_strides` frames for audio, so the strided audio net sees a multiple
-of the step too): shapes come from a few lengths, and tf.function retraces are few.
-Training batches group examples of similar lengths (group_by_window); eval
-batches keep the file order.
+Training batches group examples of similar lengths (group_by_window), zero-padded. A sequence axis
+is padded up to a multiple of `length_bucket_step` (of `length_bucket_step * 2**audio_time_strides`
+frames for audio, so the strided audio net sees a multiple of the step too): shapes come from a few
+lengths, and tf.function retraces are few. A batch holds `hparams.batch_size` examples, or, with
+`hparams.batch_tokens` > 0, about that many positions of the shared body, as T2T batched by
+tokens: max(1, batch_tokens // L) examples, L the bucket's longest padded length over inputs and
+targets in body positions (`body_positions`), so that every step carries about the same work
+whatever the problem.
+
+Evaluation batches hold `hparams.eval_batch_size` examples in generation order (the order of
+`Problem.generate_samples`; mm-datagen deals example i to shard i % n, so a round robin over the
+shards restores it) and carry each symbol target's untruncated text as "targets_text", the
+reference that text metrics score against. `sample=N` keeps a fixed, seeded sample of N
+examples spread over the whole split (periodic dev evaluations), never the head of a shard.
 
 Each shard is read through a check that the records read cover the whole file:
 a corrupt or truncated shard ends the pipeline with an error naming the file
@@ -26,6 +37,7 @@ from __future__ import annotations
 
 import math
 import os
+import random
 import re
 from typing import Callable, NamedTuple, Sequence
 
@@ -35,6 +47,7 @@ from t2t_multimodel.errors import UserError
 from t2t_multimodel import audio, features
 from t2t_multimodel.dataset import read_manifest, split_files
 from t2t_multimodel.hparams.base import HParams
+from t2t_multimodel.modalities import image_strides
 from t2t_multimodel.problem import Problem
 from t2t_multimodel.vocab import VOCAB_FILENAME, load_vocab
 
@@ -73,7 +86,11 @@ class Layout(NamedTuple):
 
 
 def _symbol_layout(hp: HParams, role: str) -> Layout:
-  max_length = hp.max_input_length if role == "inputs" else hp.max_target_length
+  if role == "targets":  # a cut target is an unfinished prefix: no EOS in its middle
+    max_length = hp.max_target_length
+    return Layout(lambda ids: tf.cast(ids, tf.int32)[:max_length], hp.length_bucket_step, [None],
+                  max_length)
+  max_length = hp.max_input_length
 
   def truncate_keep_eos(ids: tf.Tensor) -> tf.Tensor:
     ids = tf.cast(ids, tf.int32)                                       # [T]
@@ -130,6 +147,37 @@ def layouts(problem: Problem, hp: HParams) -> dict[str, Layout]:
           "targets": MODALITY_LAYOUTS[problem.target_modality](hp, "targets")}
 
 
+def _image_positions(hp: HParams, length: int) -> int:
+  side = math.ceil(hp.image_size / 2 ** image_strides(hp.image_size))  # "same" stride-2 convs
+  return side * side                                                   # the grid h * w
+
+
+# Positions in the shared body of one example whose length axis is padded to `length`.
+BODY_POSITIONS: dict[str, Callable[[HParams, int], int]] = {
+    "symbol": lambda hp, length: length,                               # one per token
+    "image": _image_positions,                                         # fixed: the image net's grid
+    "audio": lambda hp, length: math.ceil(length / 2 ** hp.audio_time_strides),  # strided frames
+    "class_label": lambda hp, length: 1,
+}
+
+
+def body_positions(modality: str, hp: HParams, length: int = 0) -> int:
+  """How many positions of the shared body [B, T, D] one example of `modality` takes.
+
+  `length` is the example's (padded) length axis: tokens for symbol, frames for audio; image and
+  class_label have a fixed size and ignore it.
+
+  Example:
+    >>> body_positions("image", multimodel_tiny())          # 16x16 -> an 8x8 grid
+    64
+    >>> body_positions("audio", multimodel_tiny(), 96)      # audio_time_strides=3
+    12
+  """
+  if modality not in BODY_POSITIONS:
+    raise KeyError(f"Unknown modality {modality!r}. Known modalities: {', '.join(BODY_POSITIONS)}")
+  return BODY_POSITIONS[modality](hp, length)
+
+
 # --- Reading shards with a whole-file check. ------------------------------------------------------
 
 
@@ -156,12 +204,24 @@ def _checked_records(path: tf.Tensor, size: tf.Tensor) -> tf.data.Dataset:
 
 
 def _read_files(files: Sequence[str], *, training: bool, seed: int) -> tf.data.Dataset:
+  """Training: shards shuffled and interleaved. Eval: a round robin, i.e. generation order."""
   sizes = [os.path.getsize(path) for path in files]
   paths = tf.data.Dataset.from_tensor_slices((list(files), tf.constant(sizes, tf.int64)))
   if training:
     paths = paths.shuffle(len(files), seed=seed)
-  return paths.interleave(_checked_records, cycle_length=min(len(files), 8) if training else 1,
-                          num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return paths.interleave(_checked_records, cycle_length=min(len(files), 8),
+                            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  return paths.interleave(_checked_records, cycle_length=len(files), block_length=1)
+
+
+def sample_indices(count: int, size: int, seed: int = 0) -> list[int]:
+  """`size` example indices of a split of `count`, drawn with `seed`, sorted; all if size >= count.
+
+  The same (count, size, seed) always gives the same indices, spread over the whole split.
+  """
+  if size <= 0 or size >= count:
+    return list(range(count))
+  return sorted(random.Random(f"{seed}/{count}/{size}").sample(range(count), size))
 
 
 def as_corrupt_data_error(error: BaseException) -> CorruptDataError | None:
@@ -185,11 +245,14 @@ def _regenerate_hint(path: str) -> str:
 
 
 def problem_dataset(problem: Problem, split: str, data_dir: str, hparams: HParams, *,
-                    training: bool, seed: int) -> tf.data.Dataset:
+                    training: bool, seed: int, sample: int = 0) -> tf.data.Dataset:
   """Batches of `problem`'s `split`: {"inputs": [B, ...], "targets": [B, ...]}, zero-padded.
 
   Training: shards interleaved, examples shuffled with `seed`, repeated forever,
-  grouped by length. Eval: one pass in file order, the last batch may be short.
+  grouped by length. Eval: one pass in generation order, batches of
+  `eval_batch_size` (the last may be short), with "targets_text" [B] (the
+  untruncated reference) for a symbol target; `sample` > 0 keeps only the
+  examples of `sample_indices(count, sample, seed)`.
   The same seed gives the same batches (deterministic tf.data), so a run can
   resume exactly by skipping the batches it consumed.
 
@@ -202,8 +265,16 @@ def problem_dataset(problem: Problem, split: str, data_dir: str, hparams: HParam
   _require_files(problem, files)
   count = read_manifest(problem, data_dir)["counts"][split]
   example_bytes = _decoded_example_bytes(problem, hparams, files, count)
-  examples = _read_files(files, training=training, seed=seed).map(
-      _example_fn(problem, hparams), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  records = _read_files(files, training=training, seed=seed)
+  if not training and 0 < sample < count:
+    mask = [False] * count
+    for index in sample_indices(count, sample, seed):
+      mask[index] = True
+    keep = tf.constant(mask)                                           # [count]
+    records = records.enumerate().filter(lambda i, _: keep[i]).map(lambda _, record: record)
+    count = sample
+  examples = records.map(_example_fn(problem, hparams, with_text=not training),
+                         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   if example_bytes * count <= CACHE_LIMIT_BYTES:
     examples = examples.cache()
   if training:
@@ -237,22 +308,32 @@ def _decoded_example_bytes(problem: Problem, hp: HParams, files: Sequence[str], 
   return int(4 * stored + (4 * 3 * hp.image_size ** 2 if has_image else 0))
 
 
-def _example_fn(problem: Problem, hp: HParams) -> Callable[[tf.Tensor], dict[str, tf.Tensor]]:
-  parse = features.parse_fn(problem.input_modality, problem.target_modality)
+def _example_fn(problem: Problem, hp: HParams,
+                with_text: bool = False) -> Callable[[tf.Tensor], dict[str, tf.Tensor]]:
+  """Parses and preprocesses one record; with_text keeps a symbol target's raw text."""
+  parse = features.parse_fn(problem.input_modality, problem.target_modality, with_text=with_text)
   roles = layouts(problem, hp)
+  text = features.text_key("targets")
 
   def example(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
     parsed = parse(serialized)
-    return {role: layout.preprocess(parsed[role]) for role, layout in roles.items()}
+    values = {role: layout.preprocess(parsed[role]) for role, layout in roles.items()}
+    if text in parsed:
+      values[text] = parsed[text]                                      # [] string
+    return values
 
   return example
 
 
 def _bucketed_batches(examples: tf.data.Dataset, problem: Problem, hp: HParams) -> tf.data.Dataset:
-  """Batches of examples whose lengths fall in the same buckets, padded to the buckets' lengths."""
+  """Batches of examples whose lengths fall in the same buckets, padded to the buckets' lengths.
+
+  A bucket's batch holds `_bucket_batch_sizes(problem, hp)[key]` examples.
+  """
   roles = layouts(problem, hp)
   targets = roles["targets"]
-  radix = 1 if targets.multiple is None else math.ceil(targets.max_length / targets.multiple) + 1
+  radix = _num_buckets(targets)
+  sizes = tf.constant(_bucket_batch_sizes(problem, hp), tf.int64)      # [buckets]
 
   def bucket(layout: Layout, value: tf.Tensor) -> tf.Tensor:
     if layout.multiple is None:
@@ -272,19 +353,46 @@ def _bucketed_batches(examples: tf.data.Dataset, problem: Problem, hp: HParams) 
   def batch(bucket_key, window):
     shapes = {"inputs": shape(roles["inputs"], bucket_key // radix),
               "targets": shape(targets, bucket_key % radix)}
-    return window.padded_batch(hp.batch_size, padded_shapes=shapes)
+    return window.padded_batch(sizes[bucket_key], padded_shapes=shapes)
 
-  return examples.group_by_window(key, batch, window_size=hp.batch_size)
+  return examples.group_by_window(key, batch, window_size_func=lambda bucket_key: sizes[bucket_key])
+
+
+def _num_buckets(layout: Layout) -> int:
+  """Bucket indices of a role: 0 .. ceil(max_length / multiple); one for a fixed shape."""
+  return 1 if layout.multiple is None else math.ceil(layout.max_length / layout.multiple) + 1
+
+
+def _bucket_batch_sizes(problem: Problem, hp: HParams) -> list[int]:
+  """Examples a batch, by bucket key (inputs bucket * targets buckets + targets bucket).
+
+  batch_tokens 0: batch_size. Otherwise max(1, batch_tokens // L), L the bucket's longest padded
+  length over inputs and targets, in body positions.
+  """
+  roles = layouts(problem, hp)
+  radix = _num_buckets(roles["targets"])
+  if not hp.batch_tokens:
+    return [hp.batch_size] * (_num_buckets(roles["inputs"]) * radix)
+
+  def positions(role: str, index: int) -> int:
+    multiple = roles[role].multiple
+    modality = problem.input_modality if role == "inputs" else problem.target_modality
+    return body_positions(modality, hp, 0 if multiple is None else index * multiple)
+
+  return [max(1, hp.batch_tokens // max(1, positions("inputs", key // radix),
+                                        positions("targets", key % radix)))
+          for key in range(_num_buckets(roles["inputs"]) * radix)]
 
 
 def _ordered_batches(examples: tf.data.Dataset, problem: Problem, hp: HParams) -> tf.data.Dataset:
-  """Batches in file order, each length axis padded up to its layout's multiple."""
+  """Batches in generation order, each length axis padded up to its layout's multiple."""
   roles = layouts(problem, hp)
 
   def pad(batch):
-    return {role: _pad_axis1_to_multiple(value, roles[role].multiple) for role, value in batch.items()}
+    return {key: _pad_axis1_to_multiple(value, roles[key].multiple) if key in roles else value
+            for key, value in batch.items()}
 
-  return examples.padded_batch(hp.batch_size, drop_remainder=False).map(
+  return examples.padded_batch(hp.eval_batch_size, drop_remainder=False).map(
       pad, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 

@@ -194,11 +194,11 @@ def runs_section(settings: Settings, runs: Sequence[Run]) -> list[str]:
   lines = ["## Runs", "",
            f"`mm-trainer --hparams_set={settings.hparams_set}"
            + (f" --hparams={settings.hparams}" if settings.hparams else "")
-           + f" --mixing=uniform --eval_steps={settings.eval_steps}`, seeds "
+           + " --mixing=uniform`, seeds "
            f"{', '.join(map(str, settings.seeds))}: a run of k problems trains k × "
            f"{settings.steps_per_problem} steps, so every problem gets about "
            f"{settings.steps_per_problem} batches in every run. Metrics: the final evaluation on "
-           f"{settings.eval_steps} test batches per problem (metrics.jsonl). Runs in "
+           f"each problem's whole test split (metrics.jsonl, eval_test.json). Runs in "
            f"`{settings.runs_dir}`.", "",
            *markdown_table(["run", "problems", "steps", "seed", "finished", "batches per problem drawn"],
                    [[r.config.name, str(len(r.config.problems)), str(r.train_steps), str(r.seed),

@@ -1,14 +1,16 @@
 """The report of a training run: final metrics per problem, curves, decoded examples (Markdown + PNG).
 
   python -m t2t_multimodel.report --output_dir=runs/demo --report=reports/demo.md \
-      [--examples_dir=runs/demo/decoder] [--timings=runs/demo/timings.tsv]
+      [--examples_dir=runs/demo/decoder] [--timings=runs/demo/timings.tsv] \
+      [--json=reports/demo.json] [--notes=NOTES.md]
 
 Everything comes from the run dir the trainer wrote (see run_dir.py): metrics.jsonl (dev curves,
 final test metrics), train_log.jsonl (training loss per problem, steps/s), decodes.jsonl (greedy
 decodes from the final evaluation), hparams.json and problems.json. Optional extras: pairs of
 `<problem>.in` / `<problem>.out` files written by mm-decoder (one output line per input line),
-and a TSV of `stage<TAB>seconds` wall times. The plots are written beside the report:
-`<report stem>_loss.png` and `<report stem>_metrics.png`.
+a TSV of `stage<TAB>seconds` wall times, a Markdown file of notes appended as it is, and a JSON
+file to write the final test figures to, `{problem: {metric: value}}` (mm-evaluate's names).
+The plots are written beside the report: `<report stem>_loss.png` and `<report stem>_metrics.png`.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from t2t_multimodel import cli, run_dir
 from t2t_multimodel.errors import UserError
 
 _NOT_METRICS = ("step", "problem", "split")
+EXTRA_TEXT_METRICS = ("chrf", "degenerate")  # reported for every text output beside its own
 
 
 def final_metrics(records: Sequence[dict], split: str = "test") -> tuple[int, dict[str, dict]]:
@@ -33,6 +36,18 @@ def final_metrics(records: Sequence[dict], split: str = "test") -> tuple[int, di
   step = max(steps)
   return step, {r["problem"]: {k: v for k, v in r.items() if k not in _NOT_METRICS}
                 for r in records if r["split"] == split and r["step"] == step}
+
+
+def final_figures(output_dir: str, records: Sequence[dict]) -> tuple[int, dict[str, dict]]:
+  """(step, problem -> metrics and "examples") of the run's newest whole-test-split evaluation:
+  O/eval_test.json (mm-evaluate's, or the trainer's final one), else the final records of
+  metrics.jsonl. A run stopped before its end is reported at its evaluated checkpoint."""
+  path = os.path.join(output_dir, "eval_test.json")
+  if os.path.exists(path):
+    content = run_dir.read_json(path)
+    return content["step"], {name: {**entry["metrics"], "examples": entry["examples"]}
+                             for name, entry in content["problems"].items()}
+  return final_metrics(records)
 
 
 def steps_per_problem(train_log: Sequence[dict]) -> dict[str, int]:
@@ -106,6 +121,21 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> l
            for row in rows])
 
 
+def _first_decodes(decodes: Sequence[dict], per_problem: int = 3) -> list[dict]:
+  """The first `per_problem` decodes of each problem (from an eval_<split>_decodes.jsonl)."""
+  shown: dict[str, list[dict]] = {}
+  for decode in decodes:
+    kept = shown.setdefault(decode["problem"], [])
+    if len(kept) < per_problem:
+      kept.append(decode)
+  return [decode for kept in shown.values() for decode in kept]
+
+
+def _batch_rule(hparams) -> str:
+  return (f"~{hparams.batch_tokens} tokens" if hparams.batch_tokens else
+          f"{hparams.batch_size} examples")
+
+
 def _format(value: float) -> str:
   return f"{value:.4g}"
 
@@ -125,7 +155,8 @@ def _decoder_examples(examples_dir: str | None) -> list[str]:
 
 
 def write_report(output_dir: str, report_path: str, examples_dir: str | None = None,
-                 timings_path: str | None = None) -> str:
+                 timings_path: str | None = None, json_path: str | None = None,
+                 notes_path: str | None = None) -> str:
   """Writes the Markdown report of the run in `output_dir` and its two plots; returns the path."""
   from t2t_multimodel.problems import PROBLEMS  # imports TensorFlow: after the CLI quietened it
 
@@ -133,7 +164,7 @@ def write_report(output_dir: str, report_path: str, examples_dir: str | None = N
   metrics = run_dir.read_jsonl(os.path.join(output_dir, run_dir.METRICS_FILE))
   train_log = run_dir.read_jsonl(os.path.join(output_dir, run_dir.TRAIN_LOG_FILE))
   decodes = run_dir.read_jsonl(os.path.join(output_dir, run_dir.DECODES_FILE))
-  step, final = final_metrics(metrics)
+  step, final = final_figures(output_dir, metrics)
   drawn = steps_per_problem(train_log)
   declared = {p["name"]: list(PROBLEMS.get(p["name"]).metrics) for p in record["problems"]}
   stem = os.path.splitext(report_path)[0]
@@ -146,13 +177,18 @@ def write_report(output_dir: str, report_path: str, examples_dir: str | None = N
   lines = [f"# Training report: {record['spec']}", "",
            f"Run dir `{output_dir}`: {step} steps, mixing `{record['mixing']}`, seed {record['seed']}, "
            f"hidden_size {hparams.hidden_size}, {hparams.num_experts} experts (k={hparams.moe_k}), "
-           f"batch {hparams.batch_size}; median {speeds[len(speeds) // 2]:.2f} training steps/s.",
-           "", f"## Final metrics (test split, step {step})", ""]
-  rows = [[name, drawn.get(name, 0),
-           ", ".join(f"{m}={_format(final[name][m])}" for m in names if m in final.get(name, {})),
+           f"batches of {_batch_rule(hparams)}, peak learning rate {hparams.learning_rate:.3g} at step "
+           f"{hparams.learning_rate_warmup_steps}; median {speeds[len(speeds) // 2]:.2f} training steps/s.",
+           "", f"## Final metrics (whole test splits, step {step})", ""]
+  rows = [[name, drawn.get(name, 0), final.get(name, {}).get("examples", "?"),
+           ", ".join(f"{m}={_format(final[name][m])}" for m in [*names, *EXTRA_TEXT_METRICS]
+                     if m in final.get(name, {})),
            _format(final.get(name, {}).get("loss", float("nan")))]
           for name, names in declared.items()]
-  lines += markdown_table(["problem", "steps drawn", "metrics", "loss"], rows)
+  lines += ["Every figure is over the whole test split (the examples column), scored against the "
+            "untruncated references with greedy decoding, as `mm-evaluate` does "
+            "(`eval_test.json` in the run dir).", ""]
+  lines += markdown_table(["problem", "steps drawn", "test examples", "metrics", "loss"], rows)
   if timings_path and os.path.exists(timings_path):
     with open(timings_path, encoding="utf-8") as f:
       stages = [line.split("\t") for line in f.read().splitlines() if "\t" in line]
@@ -160,10 +196,17 @@ def write_report(output_dir: str, report_path: str, examples_dir: str | None = N
   lines += ["", "## Curves", "", f"![training loss]({os.path.basename(stem)}_loss.png)", "",
             f"![dev metrics]({os.path.basename(stem)}_metrics.png)", "", "## Decoded examples", "",
             "Greedy decodes from the final evaluation (test split):", ""]
+  shown = [d for d in decodes if d["split"] == "test" and d["step"] == step] or _first_decodes(
+      run_dir.read_jsonl(os.path.join(output_dir, "eval_test_decodes.jsonl")))
   lines += markdown_table(["problem", "input", "reference", "hypothesis"],
-                  [[d["problem"], d["input"], d["reference"], d["hypothesis"]]
-                   for d in decodes if d["split"] == "test" and d["step"] == step])
+                          [[d["problem"], d["input"], d["reference"], d["hypothesis"]] for d in shown])
   lines += _decoder_examples(examples_dir)
+  if notes_path:
+    with open(notes_path, encoding="utf-8") as f:
+      lines += ["", f.read().rstrip()]
+  if json_path:
+    run_dir.write_json(json_path, {name: {k: v for k, v in values.items() if k != "examples"}
+                                   for name, values in final.items()})
   with open(report_path, "w", encoding="utf-8") as f:
     f.write("\n".join(lines) + "\n")
   return report_path
@@ -175,10 +218,13 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument("--report", required=True, help="The Markdown file to write.")
   parser.add_argument("--examples_dir", help="<problem>.in / <problem>.out pairs from mm-decoder.")
   parser.add_argument("--timings", help="TSV of stage<TAB>seconds.")
+  parser.add_argument("--json", help="Where to write the final test figures as JSON.")
+  parser.add_argument("--notes", help="A Markdown file appended to the report.")
   args = parser.parse_args(argv)
   cli.quiet_tensorflow()
   try:
-    print(write_report(args.output_dir, args.report, args.examples_dir, args.timings))
+    print(write_report(args.output_dir, args.report, args.examples_dir, args.timings, args.json,
+                       args.notes))
   except UserError as e:
     print(f"{parser.prog}: error: {e}", file=sys.stderr)
     return 2

@@ -72,7 +72,6 @@ class Settings:
   tables: tuple[int, ...] = TABLES
   seeds: tuple[int, ...] = (0, 1)
   steps_per_problem: int = 300
-  eval_steps: int = 8
   hparams_set: str = "multimodel_tiny"
   hparams: str = ""
   jobs: int = 1
@@ -136,8 +135,8 @@ def trainer_command(run: Run, settings: Settings) -> list[str]:
   return [trainer, f"--problems={run.config.spec}", f"--hparams_set={settings.hparams_set}",
           f"--hparams={overrides}", f"--data_dir={settings.data_dir}",
           f"--output_dir={run.output_dir}", f"--train_steps={run.train_steps}",
-          "--mixing=uniform", f"--seed={run.seed}", "--eval_every=0",
-          f"--eval_steps={settings.eval_steps}", f"--checkpoint_every={max(run.train_steps // 2, 1)}",
+          "--mixing=uniform", f"--seed={run.seed}", "--eval_every=0", "--final_eval_splits=test",
+          f"--checkpoint_every={max(run.train_steps // 2, 1)}",
           "--keep_checkpoints=1"]
 
 

@@ -18,11 +18,11 @@ from typing import Any
 from t2t_multimodel import hparams as hparams_lib
 from t2t_multimodel import inputs, problems as problems_lib, run_dir
 from t2t_multimodel.mixing import mixing_rates
-from t2t_multimodel.dataset import read_manifest
+from t2t_multimodel.dataset import data_record, read_manifest
 from t2t_multimodel.errors import UserError
 from t2t_multimodel.hparams.base import HParams, HParamsError
 from t2t_multimodel.model import MODELS
-from t2t_multimodel.problem import Problem
+from t2t_multimodel.problem import SPLITS, Problem
 from t2t_multimodel.vocab import load_vocab
 
 
@@ -40,6 +40,9 @@ class RunConfig:
     hparams: the resolved hparams.
     rates: problem name -> sampling rate (from the mixing rule and the train-set sizes).
     vocab_sha256: the sha256 of the data dir's vocabulary (None without text problems).
+    eval_examples: the size of the fixed, seeded dev sample of each periodic evaluation
+      (0: the whole split); the final evaluation always covers whole splits.
+    final_eval_splits: the splits evaluated whole at the end of training (none: only train).
     The rest are the trainer's flags of the same names.
   """
 
@@ -53,7 +56,8 @@ class RunConfig:
   vocab_sha256: str | None
   mixing: str = "proportional"
   eval_every: int = 1000
-  eval_steps: int = 10
+  eval_examples: int = 500
+  final_eval_splits: tuple[str, ...] = ("dev", "test")
   checkpoint_every: int = 500
   keep_checkpoints: int = 3
   log_every: int = 25
@@ -63,25 +67,31 @@ class RunConfig:
   def record(self) -> dict[str, Any]:
     """The content of the run's problems.json."""
     return run_dir.problems_record(self.spec, [p.signature() for p in self.problems], self.mixing,
-                                   self.rates, self.seed, self.vocab_sha256, self.data_dir)
+                                   self.rates, self.seed, self.vocab_sha256, self.data_dir,
+                                   data=data_record(self.problems, self.data_dir))
 
 
 def resolve_config(*, problems: str, hparams_set: str, data_dir: str, output_dir: str,
                    train_steps: int, hparams: str = "", mixing: str = "proportional",
-                   eval_every: int = 1000, eval_steps: int = 10, checkpoint_every: int = 500,
+                   eval_every: int = 1000, eval_examples: int = 500, checkpoint_every: int = 500,
                    keep_checkpoints: int = 3, log_every: int = 25, seed: int = 0,
-                   overwrite: bool = False) -> RunConfig:
+                   overwrite: bool = False, eval_steps: int | None = None,
+                   final_eval_splits: tuple[str, ...] = ("dev", "test")) -> RunConfig:
   """The trainer's flags -> a validated RunConfig (see the module docstring for the checks).
+
+  `eval_steps` (deprecated, the older flag) asks for eval_steps * eval_batch_size dev examples.
 
   Example:
     >>> config = resolve_config(problems="image_digits", hparams_set="multimodel_tiny",
     ...                         data_dir="data", output_dir="runs/digits", train_steps=300)
   """
-  _check_counts(train_steps=train_steps, eval_every=eval_every, eval_steps=eval_steps,
+  _check_counts(train_steps=train_steps, eval_every=eval_every, eval_examples=eval_examples,
                 checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints,
-                log_every=log_every)
+                log_every=log_every, **({} if eval_steps is None else {"eval_steps": eval_steps}))
   selected = tuple(problems_lib.resolve(problems))
   hp = hparams_lib.get_hparams(hparams_set, hparams)
+  if eval_steps is not None:
+    eval_examples = eval_steps * hp.eval_batch_size
   MODELS.get(hp.model)
   data_dir, output_dir = os.path.expanduser(data_dir), os.path.expanduser(output_dir)
   if not os.path.isdir(data_dir):
@@ -91,12 +101,21 @@ def resolve_config(*, problems: str, hparams_set: str, data_dir: str, output_dir
   config = RunConfig(
       spec=problems, problems=selected, hparams=hp, data_dir=data_dir, output_dir=output_dir,
       train_steps=train_steps, rates=rates, vocab_sha256=_check_vocab(selected, hp, data_dir),
-      mixing=mixing, eval_every=eval_every, eval_steps=eval_steps,
+      mixing=mixing, eval_every=eval_every, eval_examples=eval_examples,
+      final_eval_splits=_check_splits(final_eval_splits),
       checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints, log_every=log_every,
       seed=seed, overwrite=overwrite)
   if not overwrite:
     _check_existing_run(config)
   return config
+
+
+def _check_splits(splits) -> tuple[str, ...]:
+  unknown = [split for split in splits if split not in SPLITS]
+  if unknown:
+    raise ConfigError(f"Unknown split {unknown[0]!r} in --final_eval_splits. Known splits: "
+                      f"{', '.join(SPLITS)}")
+  return tuple(splits)
 
 
 def _check_counts(**counts: int) -> None:

@@ -2,11 +2,13 @@
 
   O/hparams.json      the resolved HParams (HParams.to_json)
   O/problems.json     {"spec", "problems": [Problem.signature()...], "mixing", "rates", "seed",
-                       "vocab_sha256", "data_dir"}
+                       "vocab_sha256", "data_dir", "data": {problem: {"version", "counts",
+                       "vocab_sha256"}}}
   O/checkpoints/      tf.train.CheckpointManager checkpoints (see checkpointing.py)
   O/metrics.jsonl     one line per problem and evaluation: {"step", "problem", "split", metric: value}
   O/train_log.jsonl   training loss per problem, learning rate and steps/s every log interval
   O/decodes.jsonl     a few greedy decodes per problem from the final evaluation
+  O/eval_<split>.json the final (or mm-evaluate's) whole-split figures, see evaluate.py
   O/tensorboard/      tf.summary scalars: train/, dev/, test/
   O/vocab.mm8k.model  the vocabulary the run was trained with (copied from the data dir)
 
@@ -35,7 +37,9 @@ DECODES_FILE = "decodes.jsonl"
 CHECKPOINT_DIR = "checkpoints"
 TENSORBOARD_DIR = "tensorboard"
 RUN_ENTRIES = (HPARAMS_FILE, PROBLEMS_FILE, METRICS_FILE, TRAIN_LOG_FILE, DECODES_FILE,
-               CHECKPOINT_DIR, TENSORBOARD_DIR, VOCAB_FILENAME)
+               CHECKPOINT_DIR, TENSORBOARD_DIR, VOCAB_FILENAME, "eval_dev.json", "eval_test.json",
+               "eval_train.json", "eval_dev_decodes.jsonl", "eval_test_decodes.jsonl",
+               "eval_train_decodes.jsonl")
 # Keys of problems.json that must not change when a run is continued.
 FIXED_KEYS = ("problems", "mixing", "seed", "vocab_sha256")
 
@@ -49,10 +53,11 @@ class RunDirError(UserError, FileNotFoundError):
 
 
 def problems_record(spec: str, signatures: list[dict], mixing: str, rates: dict[str, float],
-                    seed: int, vocab_sha256: str | None, data_dir: str) -> dict[str, Any]:
-  """The content of problems.json."""
+                    seed: int, vocab_sha256: str | None, data_dir: str,
+                    data: dict | None = None) -> dict[str, Any]:
+  """The content of problems.json; `data`: each problem's data format and split sizes."""
   return {"spec": spec, "problems": signatures, "mixing": mixing, "rates": rates, "seed": seed,
-          "vocab_sha256": vocab_sha256, "data_dir": os.path.abspath(data_dir)}
+          "vocab_sha256": vocab_sha256, "data_dir": os.path.abspath(data_dir), "data": data or {}}
 
 
 def prepare(output_dir: str, hparams: HParams, record: dict[str, Any], *, overwrite: bool = False,
@@ -154,11 +159,20 @@ def truncate_jsonl(path: str, step: int) -> None:
   """Drops the records of steps after `step` (work a resumed run will redo)."""
   if not os.path.exists(path):
     return
-  kept = [record for record in read_jsonl(path) if record.get("step", 0) <= step]
+  write_jsonl(path, [record for record in read_jsonl(path) if record.get("step", 0) <= step])
+
+
+def write_jsonl(path: str, records: list[dict]) -> None:
+  """Replaces `path` atomically with one JSON line per record."""
   tmp = f"{path}.tmp-{os.getpid()}"
   with open(tmp, "w") as f:
-    f.writelines(json.dumps(record) + "\n" for record in kept)
+    f.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
   os.replace(tmp, path)
+
+
+def write_json(path: str, value) -> None:
+  """Replaces `path` atomically with `value` as indented JSON."""
+  _write_json_atomic(path, value)
 
 
 def _write_json_atomic(path: str, value) -> None:

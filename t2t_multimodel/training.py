@@ -9,9 +9,12 @@ The loss is the problem's label-smoothed cross-entropy plus the MoE balancing lo
 (model.losses). Under a distribution strategy each replica's token loss is divided by the
 global token count of the step, so the replicas' gradients sum to the gradient of the global
 mean; the summed gradient is clipped by its global norm (clip_grad_norm) before Adam applies it.
-The learning rate warms up linearly, then decays as 1/sqrt(step) (`NoamSchedule`).
+The learning rate warms up linearly to its peak, the `learning_rate` hparam, at step
+`learning_rate_warmup_steps`, then decays as 1/sqrt(step) (`WarmupRsqrtSchedule`).
 
-Evaluation every `eval_every` steps and at the end (see evaluation.py), checkpoints every
+Evaluation every `eval_every` steps on a fixed, seeded sample of `eval_examples` dev examples per
+problem, and at the end on the whole dev and test splits, written to O/eval_{dev,test}.json as
+mm-evaluate writes them (see evaluation.py and evaluate.py); checkpoints every
 `checkpoint_every` steps and at the end (see checkpointing.py); a rerun of the same command
 resumes from the newest checkpoint and continues with the same batches. A non-finite loss stops
 training (TrainingDivergedError) without saving, so the last good checkpoint stays the newest.
@@ -31,7 +34,7 @@ import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
 from tqdm import tqdm
 
-from t2t_multimodel import checkpointing, distribute, evaluation, inputs, run_dir, serving
+from t2t_multimodel import checkpointing, distribute, evaluate, evaluation, inputs, run_dir, serving
 from t2t_multimodel.errors import UserError
 from t2t_multimodel.mixing import ProblemSampler
 from t2t_multimodel.model import MODELS
@@ -56,45 +59,48 @@ class TrainingDivergedError(UserError, FloatingPointError):
 
 
 @keras.saving.register_keras_serializable(package="t2t_multimodel")
-class NoamSchedule(keras.optimizers.schedules.LearningRateSchedule):
-  """T2T's noam schedule: linear warmup, then rsqrt decay.
+class WarmupRsqrtSchedule(keras.optimizers.schedules.LearningRateSchedule):
+  """Linear warmup to a peak, then rsqrt decay; the peak is the `learning_rate` hparam itself.
 
-  lr(step) = learning_rate * hidden_size**-0.5 * min(step * warmup_steps**-1.5, step**-0.5),
-  with step counted from 1 (the optimizer's `iterations` + 1); the peak is at warmup_steps.
+  lr(step) = learning_rate * min(step / warmup_steps, sqrt(warmup_steps / step)),
+  with step counted from 1 (the optimizer's `iterations` + 1): exactly `learning_rate` at
+  step == warmup_steps. T2T's noam schedule has the same shape, with its peak hidden in
+  learning_rate * 5000 * 0.002 * hidden_size**-0.5 * warmup_steps**-0.5.
 
   Args:
-    learning_rate: the scale (T2T's `learning_rate` hparam, e.g. 0.1 or 0.2).
-    hidden_size: the model width d.
+    learning_rate: the peak learning rate.
     warmup_steps: steps of linear warmup.
 
   Example:
-    >>> schedule = NoamSchedule(0.2, hidden_size=64, warmup_steps=200)
-    >>> float(schedule(199))   # the peak: 0.2 * 64**-0.5 * 200**-0.5
+    >>> schedule = WarmupRsqrtSchedule(1.8e-3, warmup_steps=200)
+    >>> float(schedule(199))   # step 200: the peak, 1.8e-3
+    >>> float(schedule(799))   # step 800: 4x the steps, half the peak
   """
 
-  def __init__(self, learning_rate: float, hidden_size: int, warmup_steps: int):
+  def __init__(self, learning_rate: float, warmup_steps: int):
     if warmup_steps < 1:
       raise ValueError(f"Expected `warmup_steps` >= 1. Received: warmup_steps={warmup_steps}")
-    self.learning_rate, self.hidden_size, self.warmup_steps = learning_rate, hidden_size, warmup_steps
+    if learning_rate <= 0:
+      raise ValueError(f"Expected `learning_rate` > 0. Received: learning_rate={learning_rate}")
+    self.learning_rate, self.warmup_steps = learning_rate, warmup_steps
 
   def __call__(self, step):
     step = tf.cast(step, tf.float32) + 1.0
     warmup = float(self.warmup_steps)
-    scale = self.learning_rate * self.hidden_size ** -0.5
-    return scale * tf.minimum(step * warmup ** -1.5, tf.math.rsqrt(step))
+    return self.learning_rate * tf.minimum(step / warmup, tf.math.sqrt(warmup / step))
 
   def get_config(self):
-    return {"learning_rate": self.learning_rate, "hidden_size": self.hidden_size,
-            "warmup_steps": self.warmup_steps}
+    return {"learning_rate": self.learning_rate, "warmup_steps": self.warmup_steps}
 
 
-def make_schedule(hp) -> NoamSchedule:
-  return NoamSchedule(hp.learning_rate, hp.hidden_size, hp.learning_rate_warmup_steps)
+def make_schedule(hp) -> WarmupRsqrtSchedule:
+  """The schedule of `hp`: peak `learning_rate` at step `learning_rate_warmup_steps`."""
+  return WarmupRsqrtSchedule(hp.learning_rate, hp.learning_rate_warmup_steps)
 
 
 def make_optimizer(hp, schedule: keras.optimizers.schedules.LearningRateSchedule | None = None
                    ) -> keras.optimizers.Adam:
-  """Adam with the noam schedule. Clipping is done by the train step, on the summed gradient."""
+  """Adam with the warmup + rsqrt schedule; the train step clips the summed gradient."""
   schedule = schedule or make_schedule(hp)
   return keras.optimizers.Adam(learning_rate=schedule, beta_1=hp.adam_beta1, beta_2=hp.adam_beta2,
                                epsilon=hp.adam_epsilon)
@@ -131,9 +137,10 @@ class Trainer:
     self.chief = distribute.is_chief(self.strategy)
     self.replicas = self.strategy.num_replicas_in_sync
     hp = config.hparams
-    if hp.batch_size % self.replicas:
-      raise UserError(f"Expected `batch_size` divisible by the {self.replicas} replicas. "
-                      f"Received: batch_size={hp.batch_size}")
+    rule = "batch_tokens" if hp.batch_tokens else "batch_size"  # the one that sizes training batches
+    if getattr(hp, rule) % self.replicas:
+      raise UserError(f"Expected `{rule}` divisible by the {self.replicas} replicas. "
+                      f"Received: {rule}={getattr(hp, rule)}")
     keras.utils.set_random_seed(config.seed)
     with self.strategy.scope():
       self.model = MODELS.get(hp.model)(hp, [p.signature() for p in config.problems])
@@ -144,7 +151,7 @@ class Trainer:
     self.sampler = ProblemSampler(config.rates, config.seed)
     self.vocab = load_vocab(config.data_dir) if any(p.has_text for p in config.problems) else None
     self.evaluator = evaluation.Evaluator(self.model, config.problems, hp, config.data_dir,
-                                          self.vocab, config.eval_steps)
+                                          self.vocab, seed=config.seed)
     self._train_fns: dict[str, tf.types.experimental.PolymorphicFunction] = {}
     self._writers: dict[str, tf.summary.SummaryWriter] = {}
     self._path = functools.partial(os.path.join, config.output_dir)
@@ -180,9 +187,10 @@ class Trainer:
       log.info("The run in %s is at step %d >= --train_steps=%d: nothing to train.",
                config.output_dir, step, config.train_steps)
       return self._final_results(step)
+    self._log_recipe()
     with self._summary_writer("train").as_default():
       step = self._loop(step, iterators, ckpt)
-    results = self._evaluate(step, ("dev", "test"), final=True)
+    results = self._evaluate(step, config.final_eval_splits, final=True)
     ckpt.save(step)
     return results
 
@@ -270,20 +278,25 @@ class Trainer:
 
   def _train_dataset(self, problem, steps_done: int, context: tf.distribute.InputContext):
     hp = self.config.hparams
-    per_replica = context.get_per_replica_batch_size(hp.batch_size)
+    # Each replica's batch holds its share of the global batch: examples, or body positions.
+    if hp.batch_tokens:
+      per_replica = {"batch_tokens": context.get_per_replica_batch_size(hp.batch_tokens)}
+    else:
+      per_replica = {"batch_size": context.get_per_replica_batch_size(hp.batch_size)}
     local_replicas = context.num_replicas_in_sync // context.num_input_pipelines
     seed = self.config.seed + 7919 * context.input_pipeline_id
     dataset = inputs.problem_dataset(problem, "train", self.config.data_dir,
-                                     dataclasses.replace(hp, batch_size=per_replica),
+                                     dataclasses.replace(hp, **per_replica),
                                      training=True, seed=seed)
     return dataset.skip(steps_done * local_replicas) if steps_done else dataset
 
   # --- Evaluation, logs and summaries. -----------------------------------------------------------
 
   def _evaluate(self, step: int, splits: tuple[str, ...], final: bool = False) -> dict:
+    """Periodic: a seeded sample of `eval_examples` dev examples; final: whole splits."""
     results = {}
     for split in splits:
-      by_problem = self.evaluator.evaluate(split)
+      by_problem = self.evaluator.evaluate(split, sample=0 if final else self.config.eval_examples)
       results[split] = {name: result.metrics for name, result in by_problem.items()}
       for name, result in by_problem.items():
         log.info("step %d %s %s", step, split, evaluation.summary_line(name, result))
@@ -299,7 +312,26 @@ class Trainer:
         run_dir.append_jsonl(self._path(run_dir.DECODES_FILE), [
             {"step": step, "problem": name, "split": split, **sample}
             for name, result in by_problem.items() for sample in result.samples])
+        evaluate.write_results(
+            self.config.output_dir, split, by_problem, step=step,
+            checkpoint=os.path.join(self.config.output_dir, run_dir.CHECKPOINT_DIR,
+                                    f"{checkpointing.CHECKPOINT_NAME}-{step}"),
+            decoding={"beam_size": 1, "alpha": self.evaluator.alpha,
+                      "max_length": self.evaluator.max_length}, data_dir=self.config.data_dir)
     return results
+
+  def _log_recipe(self) -> None:
+    """One line on what a step does: the learning-rate schedule and the batch rule."""
+    hp = self.config.hparams
+    if hp.batch_tokens:  # see inputs._bucket_batch_sizes
+      batches = (f"about {hp.batch_tokens} tokens a batch (batch_tokens // its length bucket's "
+                 f"body positions examples)")
+    else:
+      batches = f"{hp.batch_size} examples a batch"
+    if self.replicas > 1:
+      batches += f", split over {self.replicas} replicas"
+    log.info("Training with peak learning rate %g at step %d (linear warmup, then 1/sqrt(step)); "
+             "%s", hp.learning_rate, hp.learning_rate_warmup_steps, batches)
 
   def _log_training(self, step: int, record: dict) -> None:
     record["learning_rate"] = float(self.schedule(step - 1))
@@ -330,7 +362,8 @@ class Trainer:
     results: dict = {}
     for record in run_dir.read_jsonl(self._path(run_dir.METRICS_FILE)):
       if record["step"] == step:
-        metrics = {k: v for k, v in record.items() if k not in ("step", "problem", "split")}
+        metrics = {k: v for k, v in record.items()
+                   if k not in ("step", "problem", "split", "examples")}
         results.setdefault(record["split"], {})[record["problem"]] = metrics
     return results
 

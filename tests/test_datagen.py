@@ -153,3 +153,34 @@ def test_sigkill_mid_write_leaves_no_final_shard(tmp_path):
   names = _shards(data_dir, "slow")
   assert names and all(name.endswith(".incomplete") for name in names)
   assert not os.path.exists(datagen.manifest_path(data_dir, "slow"))
+
+
+class ToyEcho(Problem):
+  """Its test targets are another problem's training text: two exactly, one inside a longer line."""
+
+  name = "toy_echo"
+  command = CommandToken.TO_ENGLISH
+  metrics = ("bleu",)
+
+  def generate_samples(self, split, tmp_dir):
+    lines = {"train": ["an echo of nothing at all"] * 3,
+             "dev": ["a fresh line nobody trained on"],
+             "test": [SENTENCES[0], SENTENCES[1].upper(), "number 2 says hello to",
+                      "not seen anywhere before"]}[split]
+    for line in lines:
+      yield {"inputs": "echo", "targets": line}
+
+
+def test_manifests_record_targets_found_in_any_training_text(tmp_path):
+  data_dir = str(tmp_path)
+  manifests = datagen.generate([ToyTranslate(), ToyEcho(), ToyImages()], data_dir, progress=False)
+  names = ["toy_echo", "toy_images", "toy_translate"]
+  # SENTENCES[0] (a toy_translate input), SENTENCES[1].upper() (a target, normalised) and a run
+  # of 5 whole words inside SENTENCES[2] leak; the last test line does not.
+  assert manifests["toy_echo"]["leaked_targets"] == {"test": 3, "dev": 0, "checked_against": names}
+  assert manifests["toy_translate"]["leaked_targets"] == {"test": 0, "dev": 0, "checked_against": names}
+  assert "leaked_targets" not in manifests["toy_images"]   # class labels are not text
+  on_disk = json.load(open(os.path.join(data_dir, "toy_echo.manifest.json")))
+  assert on_disk["leaked_targets"]["test"] == 3
+  stored = list(datagen.stored_texts(ToyTranslate(), "test", data_dir))
+  assert stored == [{"inputs": line, "targets": line.upper()} for line in SENTENCES[50:]]

@@ -30,7 +30,7 @@ EXACT = "dropout=0.0,attention_dropout=0.0,use_moe=False"
 def _trainer_args(data_dir, output_dir, hparams, *extra):
   return [f"--problems={PROBLEMS}", "--hparams_set=multimodel_tiny", f"--hparams={hparams}",
           f"--data_dir={data_dir}", f"--output_dir={output_dir}", "--eval_every=0",
-          "--eval_steps=1", *extra]
+          "--eval_examples=8", "--final_eval_splits=test", *extra]
 
 
 def _free_ports(n: int) -> list[int]:
@@ -100,7 +100,7 @@ def _metric_keys(output_dir) -> list[tuple[int, str, str]]:
 
 
 def _final_keys(step: int) -> list[tuple[int, str, str]]:
-  return [(step, split, problem) for split in ("dev", "test") for problem in PROBLEMS.split(",")]
+  return [(step, "test", problem) for problem in PROBLEMS.split(",")]
 
 
 # --- MultiWorkerMirroredStrategy: 2 processes sharing one output_dir. ------------------------------
@@ -161,7 +161,7 @@ def _mirrored_child(data_dir: str, output_dir: str, hparams: str) -> dict:
   def config(name, extra=""):
     return resolve_config(problems=PROBLEMS, hparams_set="multimodel_tiny", hparams=hparams + extra,
                           data_dir=data_dir, output_dir=os.path.join(output_dir, name), train_steps=2,
-                          eval_every=0, eval_steps=1, log_every=1)
+                          eval_every=0, eval_examples=8, log_every=1, final_eval_splits=("test",))
 
   strategy = distribute.make_strategy("mirrored")
   report = {"replicas": strategy.num_replicas_in_sync}

@@ -22,6 +22,21 @@ def test_named_sets_differ_as_documented():
   assert paper.num_experts == 240 and paper.hidden_size == 1024 and paper.dropout == 0.4
   assert base.hidden_size == 512
   assert tiny.hidden_size < base.hidden_size and tiny.num_experts >= tiny.moe_k
+  assert all(hp.batch_tokens == 0 for hp in (paper, base, tiny))  # batch_size examples a batch
+
+
+@pytest.mark.parametrize("name, noam_scale, peak", [
+    ("multimodel_base", 0.1 * 5000 * 0.002, "7e-4"),     # T2T's noam rate at the end of warmup
+    ("multimodel_paper", 0.1 * 5000 * 0.002, "4.9e-4"),
+    ("multimodel_tiny", 0.2, "1.8e-3"),                  # the noam-style rate it had before
+])
+def test_learning_rate_is_the_peak_of_the_noam_rate_it_replaces(name, noam_scale, peak):
+  hp = HPARAMS.get(name)()
+  noam_peak = noam_scale * hp.hidden_size ** -0.5 * hp.learning_rate_warmup_steps ** -0.5
+  assert hp.learning_rate == float(peak)
+  assert hp.learning_rate == pytest.approx(noam_peak, rel=0.02)
+  assert f"peak learning rate {peak} at step {hp.learning_rate_warmup_steps}" in " ".join(
+      HPARAMS.get(name).__doc__.split())   # the docstring says it
 
 
 def test_parse_literals():
@@ -56,6 +71,8 @@ def test_apply_overrides_errors(text, match):
     ("hidden_size=30,num_heads=4", "divisible by `num_heads`"),
     ("dropout=1.0", "dropout=1.0"),
     ("audio_time_strides=9,audio_blocks=8", "audio_time_strides"),
+    ("batch_tokens=-1", r"Expected `batch_tokens` >= 0. Received: batch_tokens=-1"),
+    ("learning_rate_warmup_steps=0", r"Expected `learning_rate_warmup_steps` >= 1"),
 ])
 def test_validate_rejects_impossible(text, match):
   with pytest.raises(HParamsError, match=match):
@@ -63,5 +80,5 @@ def test_validate_rejects_impossible(text, match):
 
 
 def test_unknown_set_lists_known():
-  with pytest.raises(KeyError, match="Known hparam sets: multimodel_base, multimodel_paper, multimodel_tiny"):
-    get_hparams("multimodel_small")
+  with pytest.raises(KeyError, match="Known hparam sets: multimodel_base, multimodel_paper, multimodel_small, multimodel_tiny"):
+    get_hparams("multimodel_large")

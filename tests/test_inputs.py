@@ -10,14 +10,14 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from t2t_multimodel import datagen, inputs
+from t2t_multimodel import datagen, inputs, modalities
 from t2t_multimodel.hparams.multimodel import multimodel_tiny
 from t2t_multimodel.problem import CommandToken, Problem
 from t2t_multimodel.vocab import EOS_ID, load_vocab
 
 WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu".split()
 HP = dataclasses.replace(multimodel_tiny(), batch_size=4, max_input_length=12, max_target_length=10,
-                         length_bucket_step=4, image_size=6, audio_time_strides=1)
+                         length_bucket_step=4, image_size=6, audio_time_strides=1, eval_batch_size=4)
 
 
 def _sentence(i: int) -> str:
@@ -29,6 +29,7 @@ class ToySymbols(Problem):
   command = CommandToken.TO_GERMAN
   metrics = ("bleu",)
   train_shards = 3
+  dev_shards = 2
 
   def generate_samples(self, split, tmp_dir):
     for i in range({"train": 30, "dev": 9, "test": 5}[split]):
@@ -99,30 +100,59 @@ def test_symbol_batches_are_padded_to_the_bucket_multiple(data_dir):
       lengths = (ids != 0).sum(1)
       assert lengths.max() > ids.shape[1] - HP.length_bucket_step  # the bucket's own length
       assert lengths.max() <= limit
-      # Every row: tokens, then EOS, then zeros only.
-      assert all(row[n - 1] == EOS_ID and not row[n:].any() for row, n in zip(ids, lengths))
+      # Every row: tokens, then EOS, then zeros only; a target cut at its limit has no EOS.
+      for row, n in zip(ids, lengths):
+        assert not row[n:].any()
+        assert row[n - 1] == EOS_ID or (key == "targets" and n == limit and EOS_ID not in row)
 
 
-def test_truncation_keeps_the_final_eos(data_dir):
+def test_cut_inputs_keep_their_eos_and_cut_targets_get_none(data_dir):
   vocab = load_vocab(data_dir)
   hp = dataclasses.replace(HP, max_input_length=3, max_target_length=2)
-  full = {tuple(vocab.encode(_sentence(i))) for i in range(30)}
+  full = {tuple(vocab.encode(_sentence(i))) for i in range(31)}
+  cut_targets = 0
   for batch in _batches(ToySymbols(), data_dir, n=8, hp=hp):
     assert batch["inputs"].shape[1] == 4 and batch["targets"].shape[1] == 4
     for row in batch["inputs"]:
       ids = row[row != 0]
       assert len(ids) <= 3 and ids[-1] == EOS_ID
       assert any(ids[:-1].tolist() == list(f[:len(ids) - 1]) for f in full)
-    assert all(row[row != 0][-1] == EOS_ID and (row != 0).sum() <= 2 for row in batch["targets"])
+    for row in batch["targets"]:
+      ids = row[row != 0].tolist()
+      whole = [f for f in full if list(f[:len(ids)]) == ids[:len(f)]]
+      if EOS_ID in ids:  # the whole target fits: it ends in EOS
+        assert ids[-1] == EOS_ID and any(len(f) == len(ids) - 1 for f in whole)
+      else:              # cut: the first 2 ids of a longer target, no EOS to teach stopping there
+        assert len(ids) == 2 and any(len(f) > 2 for f in whole)
+        cut_targets += 1
+  assert cut_targets > 0
 
 
-def test_eval_is_one_ordered_pass_with_a_short_last_batch(data_dir):
+def test_eval_is_one_pass_in_generation_order_over_the_shards(data_dir):
   vocab = load_vocab(data_dir)
-  batches = _batches(ToySymbols(), data_dir, split="dev", training=False)
+  batches = _batches(ToySymbols(), data_dir, split="dev", training=False)   # 2 shards
   assert [b["inputs"].shape[0] for b in batches] == [4, 4, 1]
   decoded = [vocab.decode(row) for b in batches for row in b["inputs"]]
   assert decoded == [_sentence(i) for i in range(9)]
-  assert all(b[k].shape[1] % HP.length_bucket_step == 0 for b in batches for k in b)
+  # The untruncated reference text rides along for the text metrics.
+  hp = dataclasses.replace(HP, max_target_length=2)
+  texts = [t.decode() for b in _batches(ToySymbols(), data_dir, "dev", False, hp=hp)
+           for t in b["targets_text"]]
+  assert texts == [_sentence(i + 1) for i in range(9)]
+  assert all(b[k].shape[1] % HP.length_bucket_step == 0 for b in batches for k in ("inputs", "targets"))
+
+
+def test_a_sample_is_seeded_and_spread_over_the_split(data_dir):
+  vocab = load_vocab(data_dir)
+
+  def sampled(seed):
+    ds = inputs.problem_dataset(ToySymbols(), "dev", data_dir, HP, training=False, seed=seed, sample=5)
+    return [vocab.decode(row) for b in ds.as_numpy_iterator() for row in b["inputs"]]
+
+  indices = inputs.sample_indices(9, 5, seed=0)
+  assert sampled(0) == sampled(0) == [_sentence(i) for i in indices]   # dev: generation order
+  assert sampled(1) != sampled(0) and len(sampled(1)) == 5
+  assert len({i % ToySymbols.dev_shards for i in indices}) == 2
 
 
 def test_image_batches(data_dir):
@@ -186,6 +216,73 @@ def test_iterator_checkpoint_resumes_exactly(data_dir, tmp_path):
   tf.train.Checkpoint(data=restored).restore(path)
   _assert_same_batches([{k: v.numpy() for k, v in b.items()} for b in expected],
                        [{k: v.numpy() for k, v in next(restored).items()} for _ in range(4)])
+
+
+# --- Batches by tokens (batch_tokens > 0). ---------------------------------------------------------
+
+
+def _positions(batch, problem, hp):
+  """A batch's bucket length in body positions: the longer of its padded inputs and targets."""
+  return max(inputs.body_positions(problem.input_modality, hp, batch["inputs"].shape[1]),
+             inputs.body_positions(problem.target_modality, hp, batch["targets"].shape[1]))
+
+
+def test_body_positions_match_the_modality_nets():
+  for size in (6, 8, 16, 33):
+    hp = dataclasses.replace(HP, hidden_size=16, image_size=size)
+    x, _, _ = modalities.ImageModality(16, image_size=size).bottom(tf.zeros([1, size, size, 3]))
+    assert inputs.body_positions("image", hp) == x.shape[1], size
+  for strides, frames in ((1, 8), (1, 7), (2, 24), (3, 40)):
+    hp = dataclasses.replace(HP, audio_blocks=3, audio_time_strides=strides)
+    x, _, _ = modalities.AudioModality(16, blocks=3, time_strides=strides).bottom(
+        tf.ones([1, frames, 80]))
+    assert inputs.body_positions("audio", hp, frames) == x.shape[1], (strides, frames)
+  assert inputs.body_positions("symbol", HP, 12) == 12
+  assert inputs.body_positions("class_label", HP) == 1
+  with pytest.raises(KeyError, match="Unknown modality 'video'. Known modalities: symbol"):
+    inputs.body_positions("video", HP)
+
+
+@pytest.mark.parametrize("problem", [ToySymbols(), ToySpeech()], ids=lambda p: p.name)
+def test_batch_tokens_bound_examples_times_bucket_length(data_dir, problem):
+  hp = dataclasses.replace(HP, batch_tokens=24)
+  by_length = {}
+  for batch in _batches(problem, data_dir, n=40, hp=hp):
+    length = _positions(batch, problem, hp)
+    examples = batch["inputs"].shape[0]
+    assert batch["targets"].shape[0] == examples
+    assert examples == max(1, hp.batch_tokens // length), (examples, length)
+    assert examples * length <= hp.batch_tokens or examples == 1
+    by_length.setdefault(length, set()).add(examples)
+  assert all(len(sizes) == 1 for sizes in by_length.values())
+  lengths = sorted(by_length)
+  assert len(lengths) >= 2, by_length
+  sizes = [by_length[length].pop() for length in lengths]
+  assert sizes == sorted(sizes, reverse=True) and sizes[0] > sizes[-1]  # short buckets: more examples
+
+
+def test_batch_tokens_image_batches_hold_tokens_over_grid_positions(data_dir):
+  hp = dataclasses.replace(HP, batch_tokens=20)
+  grid = inputs.body_positions("image", hp)
+  assert grid == 9                                                      # 6x6 -> 3x3
+  train = _batches(ToyImages(), data_dir, n=6, hp=hp)
+  assert all(b["inputs"].shape == (20 // 9, 6, 6, 3) and b["targets"].shape == (2, 1) for b in train)
+  # Fewer tokens than one image's positions: one image a batch.
+  small = dataclasses.replace(HP, batch_tokens=5)
+  assert all(b["inputs"].shape[0] == 1 for b in _batches(ToyImages(), data_dir, n=4, hp=small))
+  # Evaluation keeps eval_batch_size.
+  assert [b["inputs"].shape[0] for b in _batches(ToyImages(), data_dir, "dev", False, hp=hp)] == [4, 2]
+
+
+def test_batch_tokens_same_seed_same_batches_and_resume_by_skipping(data_dir):
+  hp = dataclasses.replace(HP, batch_tokens=24)
+  first = _batches(ToySymbols(), data_dir, seed=5, n=16, hp=hp)
+  _assert_same_batches(first, _batches(ToySymbols(), data_dir, seed=5, n=16, hp=hp))
+  ds = inputs.problem_dataset(ToySymbols(), "train", data_dir, hp, training=True, seed=5)
+  _assert_same_batches(first[10:], list(ds.skip(10).take(6).as_numpy_iterator()))
+  other = _batches(ToySymbols(), data_dir, seed=6, n=16, hp=hp)
+  assert any(a["inputs"].shape != b["inputs"].shape or (a["inputs"] != b["inputs"]).any()
+             for a, b in zip(first, other))
 
 
 def _copy_problem(data_dir, tmp_path, name="toy_symbols"):

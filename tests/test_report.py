@@ -18,10 +18,11 @@ def _write_run(output_dir, final_split="test"):
   run_dir.prepare(str(output_dir), multimodel_tiny(), record)
   metrics = []
   for step, split in ((2, "dev"), (4, "dev"), (4, final_split)):
-    metrics += [{"step": step, "problem": "image_digits", "split": split, "accuracy": step / 10,
-                 "accuracy_top5": 0.5, "loss": 2.0 - step / 10},
-                {"step": step, "problem": "translate_ende_bible", "split": split, "bleu": step * 1.5,
-                 "accuracy": 0.1, "neg_log_perplexity": -5.0, "loss": 5.0}]
+    metrics += [{"step": step, "problem": "image_digits", "split": split, "examples": 179,
+                 "accuracy": step / 10, "accuracy_top5": 0.5, "loss": 2.0 - step / 10},
+                {"step": step, "problem": "translate_ende_bible", "split": split, "examples": 805,
+                 "bleu": step * 1.5, "chrf": 20.0, "degenerate": 0.25, "accuracy": 0.1,
+                 "neg_log_perplexity": -5.0, "loss": 5.0}]
   run_dir.append_jsonl(str(output_dir / run_dir.METRICS_FILE), metrics)
   run_dir.append_jsonl(str(output_dir / run_dir.TRAIN_LOG_FILE), [
       {"step": step, "steps_per_sec": 3.0, "loss": {name: 4.0 / step for name in NAMES},
@@ -43,8 +44,10 @@ def test_report_has_final_metrics_curves_examples_and_timings(tmp_path):
   path = report.write_report(str(run), str(tmp_path / "out" / "demo.md"), str(examples),
                              str(tmp_path / "timings.tsv"))
   text = open(path, encoding="utf-8").read()
-  assert "| image_digits | 2 | accuracy=0.4, accuracy_top5=0.5 | 1.6 |" in text
-  assert "| translate_ende_bible | 2 | bleu=6, accuracy=0.1, neg_log_perplexity=-5 | 5 |" in text
+  assert "| image_digits | 2 | 179 | accuracy=0.4, accuracy_top5=0.5 | 1.6 |" in text
+  assert ("| translate_ende_bible | 2 | 805 | bleu=6, accuracy=0.1, neg_log_perplexity=-5, chrf=20, "
+          "degenerate=0.25 | 5 |") in text
+  assert "over the whole test split" in text
   assert "| train and evaluate | 600 |" in text
   assert "| translate_ende_bible | In the beginning | Im Anfang | Am \\| Anfang |" in text
   assert "| Love your neighbour. | Liebe deinen Nächsten. |" in text
@@ -72,3 +75,15 @@ def test_cli_names_a_missing_run(tmp_path, capsys):
   assert report.main([f"--output_dir={tmp_path}", f"--report={tmp_path / 'r.md'}"]) == 2
   err = capsys.readouterr().err.strip()
   assert "No training run in" in err and len(err.splitlines()) == 1
+
+
+def test_report_writes_final_figures_as_json_and_appends_notes(tmp_path):
+  run = tmp_path / "run"
+  _write_run(run)
+  (tmp_path / "notes.md").write_text("## What was tried\n\nwarmup 400: no change.\n")
+  report.write_report(str(run), str(tmp_path / "train.md"), json_path=str(tmp_path / "train.json"),
+                      notes_path=str(tmp_path / "notes.md"))
+  figures = run_dir.read_json(str(tmp_path / "train.json"))
+  assert figures["image_digits"] == {"accuracy": 0.4, "accuracy_top5": 0.5, "loss": 1.6}
+  assert figures["translate_ende_bible"]["bleu"] == 6.0 and "examples" not in figures["translate_ende_bible"]
+  assert (tmp_path / "train.md").read_text().rstrip().endswith("warmup 400: no change.")

@@ -39,11 +39,11 @@ def test_plan_keeps_to_the_available_problems(tmp_path):
 
 
 def test_trainer_command_adds_the_ablation_to_the_overrides(tmp_path):
-  settings = _settings(tmp_path, hparams="dropout=0.0", eval_steps=3)
+  settings = _settings(tmp_path, hparams="dropout=0.0")
   run = reproduce.Run(Config(("image_digits",), "no_moe"), 1, 40, str(tmp_path / "r"))
   command = reproduce.trainer_command(run, settings)
   assert "--hparams=dropout=0.0,use_moe=False" in command
-  assert {"--mixing=uniform", "--seed=1", "--train_steps=40", "--eval_steps=3"} <= set(command)
+  assert {"--mixing=uniform", "--seed=1", "--train_steps=40"} <= set(command)
   joint = reproduce.Run(Config(MM8_MINI), 0, 80, str(tmp_path / "j"))
   assert "--problems=mm8_mini" in reproduce.trainer_command(joint, settings)
 
@@ -103,7 +103,7 @@ def test_reproduce_end_to_end_on_two_problems(train_data_dir, tiny_hparams, tmp_
   `make reproduce SMOKE=1`.)"""
   args = [f"--data_dir={train_data_dir}", f"--out_dir={tmp_path / 'reports'}",
           f"--runs_dir={tmp_path / 'runs'}", "--problems=image_digits,translate_ende_bible",
-          "--tables=2", "--seeds=0", "--steps_per_problem=2", "--eval_steps=1", "--jobs=2",
+          "--tables=2", "--seeds=0", "--steps_per_problem=2", "--jobs=2",
           f"--hparams={tiny_hparams}"]
   # translate_ende_bible alone has finished already (as an interrupted `make reproduce` leaves it).
   _record_run(reproduce.Run(Config(("translate_ende_bible",)), 0, 2,

@@ -38,7 +38,8 @@ def test_resolves_problems_hparams_rates_and_vocab(train_data_dir, tmp_path):
     ({"problems": "speech_espeak"}, "No data for problem speech_espeak"),
     ({"mixing": "temperature:0.5"}, "Unknown mixing rule 'temperature:0.5'"),
     ({"train_steps": 0}, "Expected --train_steps >= 1"),
-    ({"eval_steps": -1}, "Expected --eval_steps >= 0"),
+    ({"eval_examples": -1}, "Expected --eval_examples >= 0"),
+    ({"final_eval_splits": ("test", "valid")}, "Unknown split 'valid' in --final_eval_splits"),
 ])
 def test_mistakes_are_user_errors(train_data_dir, tmp_path, changes, message):
   with pytest.raises(UserError, match=None) as raised:

@@ -35,7 +35,7 @@ def test_rerun_with_the_same_settings_continues(tmp_path):
 
 
 @pytest.mark.parametrize("hp_changes, record_changes, named", [
-    ({"learning_rate": 0.05}, {}, "learning_rate: 0.2 -> 0.05"),
+    ({"learning_rate": 0.05}, {}, "learning_rate: 0.0018 -> 0.05"),
     ({}, {"problems": [dict(SIGNATURE, name="other")]}, 'problems: ["image_digits"] -> ["other"]'),
     ({}, {"mixing": "uniform"}, 'mixing: "proportional" -> "uniform"'),
     ({}, {"seed": 3}, "seed: 0 -> 3"),

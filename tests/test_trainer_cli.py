@@ -76,7 +76,7 @@ def test_nan_loss_is_one_line_naming_problem_and_step(train_data_dir, tiny_hpara
 
 def test_kill_9_then_rerun_resumes(train_data_dir, tiny_hparams, tmp_path):
   args = _args(train_data_dir, tmp_path, "--train_steps=80", "--checkpoint_every=5", "--eval_every=40",
-               "--eval_steps=1", hparams=tiny_hparams)
+               "--eval_examples=8", hparams=tiny_hparams)
   process = subprocess.Popen([TRAINER, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
   deadline = time.monotonic() + 300
   while (checkpointing.latest_step(str(tmp_path)) or 0) < 10 and process.poll() is None:
@@ -101,7 +101,7 @@ def test_mm8_mini_writes_metrics_for_all_8_problems(tmp_path):
     generate = subprocess.run([os.path.join(os.path.dirname(TRAINER), "mm-datagen"), "--problems=mm8_mini",
                                f"--data_dir={MM8_MINI_DATA}"], capture_output=True, text=True)
     assert generate.returncode == 0, generate.stderr[-3000:]
-  result = _run(*_args(MM8_MINI_DATA, tmp_path, "--train_steps=30", "--eval_every=30", "--eval_steps=2",
+  result = _run(*_args(MM8_MINI_DATA, tmp_path, "--train_steps=30", "--eval_every=30", "--eval_examples=32",
                        problems="mm8_mini"), timeout=3000)
   assert result.returncode == 0, result.stderr[-3000:]
   records = run_dir.read_jsonl(str(tmp_path / run_dir.METRICS_FILE))

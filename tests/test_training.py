@@ -3,13 +3,16 @@
 import json
 import logging
 import math
+import types
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from t2t_multimodel import checkpointing, run_dir, training
+from t2t_multimodel import checkpointing, evaluate, inputs, run_dir, training
+from t2t_multimodel.errors import UserError
+from t2t_multimodel.hparams.multimodel import multimodel_tiny
 from t2t_multimodel.mixing import ProblemSampler
 from t2t_multimodel.run_config import resolve_config
 from t2t_multimodel.vocab import VOCAB_FILENAME
@@ -18,7 +21,7 @@ TWO_PROBLEMS = "image_digits,translate_ende_bible"
 
 
 def _config(data_dir, output_dir, tiny_hparams, train_steps, problems=TWO_PROBLEMS, extra="", **flags):
-  flags = {"eval_every": 0, "eval_steps": 1, "checkpoint_every": 100, "log_every": 2, **flags}
+  flags = {"eval_every": 0, "eval_examples": 8, "checkpoint_every": 100, "log_every": 2, **flags}
   overrides = dict(item.split("=") for item in filter(None, f"{tiny_hparams},{extra}".split(",")))
   return resolve_config(problems=problems, hparams_set="multimodel_tiny",
                         hparams=",".join(f"{k}={v}" for k, v in overrides.items()), data_dir=data_dir,
@@ -29,14 +32,21 @@ def _weights(trainer):
   return [np.array(v) for v in trainer.model.variables + trainer.optimizer.variables]
 
 
-def test_noam_schedule_warms_up_then_decays():
-  schedule = training.NoamSchedule(0.2, hidden_size=64, warmup_steps=100)
-  peak = 0.2 * 64 ** -0.5 * 100 ** -0.5
-  assert float(schedule(0)) == pytest.approx(peak / 100, rel=1e-5)   # step 1 of warmup
-  assert float(schedule(99)) == pytest.approx(peak, rel=1e-5)
-  assert float(schedule(399)) == pytest.approx(peak / 2, rel=1e-5)   # rsqrt: 4x the steps, half
+def test_schedule_peaks_at_the_learning_rate_hparam():
+  schedule = training.WarmupRsqrtSchedule(2e-3, warmup_steps=100)
+  assert float(schedule(0)) == pytest.approx(2e-3 / 100, rel=1e-5)   # step 1 of warmup
+  assert float(schedule(49)) == pytest.approx(1e-3, rel=1e-5)         # linear: half way, half
+  assert float(schedule(99)) == pytest.approx(2e-3, rel=1e-5)         # the peak is learning_rate
+  assert float(schedule(399)) == pytest.approx(1e-3, rel=1e-5)        # rsqrt: 4x the steps, half
+  assert max(float(schedule(s)) for s in range(0, 400, 7)) <= 2e-3 * (1 + 1e-6)
   restored = keras.optimizers.schedules.deserialize(keras.optimizers.schedules.serialize(schedule))
-  assert isinstance(restored, training.NoamSchedule) and restored.get_config() == schedule.get_config()
+  assert isinstance(restored, training.WarmupRsqrtSchedule)
+  assert restored.get_config() == schedule.get_config() == {"learning_rate": 2e-3, "warmup_steps": 100}
+  hp = multimodel_tiny()
+  assert float(training.make_schedule(hp)(hp.learning_rate_warmup_steps - 1)) == pytest.approx(
+      hp.learning_rate, rel=1e-5)
+  with pytest.raises(ValueError, match="Expected `warmup_steps` >= 1. Received: warmup_steps=0"):
+    training.WarmupRsqrtSchedule(1e-3, warmup_steps=0)
 
 
 def test_joint_training_writes_metrics_logs_and_checkpoints(train_data_dir, tiny_hparams, tmp_path):
@@ -53,7 +63,16 @@ def test_joint_training_writes_metrics_logs_and_checkpoints(train_data_dir, tiny
                 "translate_ende_bible": ["bleu", "accuracy", "neg_log_perplexity"]}[record["problem"]]
     assert all(math.isfinite(record[name]) for name in declared + ["loss"])
   assert results["test"]["image_digits"] == {k: v for k, v in records[4].items()
-                                             if k not in ("step", "problem", "split")}
+                                             if k not in ("step", "problem", "split", "examples")}
+  # Periodic dev evaluations score the seeded sample; the final ones whole splits, as mm-evaluate.
+  counts = inputs.dataset_sizes(config.problems, train_data_dir, "test")
+  dev = inputs.dataset_sizes(config.problems, train_data_dir, "dev")
+  assert [r["examples"] for r in records] == [8, 8, dev["image_digits"], dev["translate_ende_bible"],
+                                              counts["image_digits"], counts["translate_ende_bible"]]
+  written = evaluate.read_results(str(tmp_path), "test")
+  assert written["step"] == 6 and written["decoding"]["beam_size"] == 1
+  assert {name: entry["examples"] for name, entry in written["problems"].items()} == counts
+  assert written["problems"]["image_digits"]["metrics"] == results["test"]["image_digits"]
   # Each step trained the problem the sampler drew, with one traced function per problem.
   log = run_dir.read_jsonl(str(tmp_path / run_dir.TRAIN_LOG_FILE))
   assert [r["step"] for r in log] == [2, 4, 6]
@@ -75,15 +94,31 @@ def test_joint_training_writes_metrics_logs_and_checkpoints(train_data_dir, tiny
 
 
 def test_resumed_run_equals_an_uninterrupted_one(train_data_dir, tiny_hparams, tmp_path, caplog):
-  straight = training.Trainer(_config(train_data_dir, tmp_path / "straight", tiny_hparams, 6))
+  skip_eval = {"final_eval_splits": ()}   # what is compared is the weights
+  straight = training.Trainer(_config(train_data_dir, tmp_path / "straight", tiny_hparams, 6, **skip_eval))
   straight.train()
-  training.Trainer(_config(train_data_dir, tmp_path / "resumed", tiny_hparams, 3)).train()
-  resumed = training.Trainer(_config(train_data_dir, tmp_path / "resumed", tiny_hparams, 6))
+  training.Trainer(_config(train_data_dir, tmp_path / "resumed", tiny_hparams, 3, **skip_eval)).train()
+  resumed = training.Trainer(_config(train_data_dir, tmp_path / "resumed", tiny_hparams, 6, **skip_eval))
   with caplog.at_level(logging.INFO, logger="t2t_multimodel.training"):
     resumed.train()
   assert "Resuming from step 3" in caplog.text
+  # The recipe is stated at the start: peak learning rate, warmup, batch rule (tiny_hparams).
+  assert "peak learning rate 0.0018 at step 10" in caplog.text and "4 examples a batch" in caplog.text
   for a, b in zip(_weights(straight), _weights(resumed)):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("extra, message", [
+    ("batch_size=3", "Expected `batch_size` divisible by the 2 replicas. Received: batch_size=3"),
+    ("batch_size=4,batch_tokens=101",
+     "Expected `batch_tokens` divisible by the 2 replicas. Received: batch_tokens=101"),
+])
+def test_the_batch_rule_must_divide_over_the_replicas(train_data_dir, tiny_hparams, tmp_path, extra,
+                                                       message):
+  two_replicas = types.SimpleNamespace(num_replicas_in_sync=2, cluster_resolver=None)
+  config = _config(train_data_dir, tmp_path, tiny_hparams, 1, extra=extra)
+  with pytest.raises(UserError, match=message):
+    training.Trainer(config, strategy=two_replicas)
 
 
 def test_nan_loss_stops_with_the_problem_and_step_and_keeps_the_last_good_checkpoint(
@@ -106,6 +141,7 @@ def test_nan_loss_stops_with_the_problem_and_step_and_keeps_the_last_good_checkp
 
 def test_image_digits_learns(train_data_dir, tiny_hparams, tmp_path):
   config = _config(train_data_dir, tmp_path, tiny_hparams, 300, problems="image_digits",
-                   extra="hidden_size=32,batch_size=16,learning_rate_warmup_steps=50", eval_steps=0)
+                   extra="hidden_size=32,batch_size=16,learning_rate=5e-3,learning_rate_warmup_steps=50",
+                   eval_examples=0)
   results = training.Trainer(config).train()
   assert results["test"]["image_digits"]["accuracy"] > 0.5   # chance: 0.1

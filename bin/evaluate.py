@@ -1,0 +1,43 @@
+"""mm-evaluate: scores a trained run on a whole split, as the trainer's final evaluation does.
+
+  mm-evaluate --output_dir=runs/demo --split=test [--beam_size=4 --alpha=0.6]
+Writes O/eval_<split>.json ({problem: {"examples", "metrics"}}) and O/eval_<split>_decodes.jsonl,
+and prints a table. Everything but the split and the decoding comes from the run's output_dir.
+"""
+
+from __future__ import annotations
+
+from absl import app, flags
+
+from t2t_multimodel import cli
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("output_dir", None, "The mm-trainer run to evaluate.")
+flags.DEFINE_enum("split", "test", ["train", "dev", "test"], "The split, scored whole.")
+flags.DEFINE_integer("beam_size", 1, "1 for greedy decoding, else beam search.", lower_bound=1)
+flags.DEFINE_float("alpha", 0.6, "Beam search length penalty ((5 + length) / 6) ** alpha.", lower_bound=0.0)
+flags.DEFINE_integer("max_length", 0, "Most tokens decoded (0: the run's max_target_length).", lower_bound=0)
+flags.DEFINE_string("data_dir", None, "The data (default: the run's own data dir).")
+flags.DEFINE_string("checkpoint_path", None, "A checkpoint (default: the run's latest).")
+
+
+def main(argv):
+  del argv
+  with cli.user_errors("mm-evaluate"):
+    cli.require(FLAGS.output_dir, "output_dir")
+    from t2t_multimodel import evaluate  # after flag checks: fast errors and --help
+    content = evaluate.evaluate_run(
+        FLAGS.output_dir, FLAGS.split, beam_size=FLAGS.beam_size, alpha=FLAGS.alpha,
+        max_length=FLAGS.max_length or None, data_dir=FLAGS.data_dir,
+        checkpoint_path=FLAGS.checkpoint_path)
+  print(evaluate.format_table(content))
+  print(f"Written to {evaluate.eval_path(FLAGS.output_dir, FLAGS.split)}")
+
+
+def run():
+  cli.quiet_tensorflow()
+  app.run(main, flags_parser=cli.flags_parser("mm-evaluate"))
+
+
+if __name__ == "__main__":
+  run()
