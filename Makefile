@@ -52,7 +52,7 @@ train: install
 	$(call timed,datagen,$(BIN)/mm-datagen --problems=mm8_mini --data_dir=$(DATA),$(TRAIN_RUN))
 	$(call timed,train,$(BIN)/mm-trainer --problems=mm8_mini --hparams_set=multimodel_small \
 	  --data_dir=$(DATA) --output_dir=$(TRAIN_RUN) --train_steps=$(TRAIN_STEPS) --mixing=temperature:2 \
-	  --eval_every=1500 --eval_examples=200 --checkpoint_every=500,$(TRAIN_RUN))
+	  --eval_every=3000 --eval_examples=100 --checkpoint_every=500,$(TRAIN_RUN))
 	$(call timed,evaluate,$(BIN)/mm-evaluate --output_dir=$(TRAIN_RUN) --split=test,$(TRAIN_RUN))
 	$(call timed,decode,$(call decode_demo,$(TRAIN_RUN)),$(TRAIN_RUN))
 	$(BIN)/python -m t2t_multimodel.report --output_dir=$(TRAIN_RUN) --report=reports/train.md \
