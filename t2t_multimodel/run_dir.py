@@ -89,8 +89,8 @@ def prepare(output_dir: str, hparams: HParams, record: dict[str, Any], *, overwr
     return True
   if write:
     os.makedirs(output_dir, exist_ok=True)
-    _write_json_atomic(hparams_path, json.loads(hparams.to_json()))
-    _write_json_atomic(problems_path, record)
+    write_json(hparams_path, json.loads(hparams.to_json()))
+    write_json(problems_path, record)
   return False
 
 
@@ -172,10 +172,6 @@ def write_jsonl(path: str, records: list[dict]) -> None:
 
 def write_json(path: str, value) -> None:
   """Replaces `path` atomically with `value` as indented JSON."""
-  _write_json_atomic(path, value)
-
-
-def _write_json_atomic(path: str, value) -> None:
   tmp = f"{path}.tmp-{os.getpid()}"
   with open(tmp, "w") as f:
     json.dump(value, f, indent=2, sort_keys=True)
