@@ -137,11 +137,3 @@ def test_nan_loss_stops_with_the_problem_and_step_and_keeps_the_last_good_checkp
   assert floats   # (the data iterators' states are variants, not readable as arrays)
   assert all(np.all(np.isfinite(reader.get_tensor(name))) for name in floats)
   assert all(r["step"] < step for r in run_dir.read_jsonl(str(tmp_path / run_dir.METRICS_FILE)))
-
-
-def test_image_digits_learns(train_data_dir, tiny_hparams, tmp_path):
-  config = _config(train_data_dir, tmp_path, tiny_hparams, 300, problems="image_digits",
-                   extra="hidden_size=32,batch_size=16,learning_rate=5e-3,learning_rate_warmup_steps=50",
-                   eval_examples=0)
-  results = training.Trainer(config).train()
-  assert results["test"]["image_digits"]["accuracy"] > 0.5   # chance: 0.1
