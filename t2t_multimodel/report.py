@@ -21,7 +21,7 @@ import os
 import sys
 from typing import Sequence
 
-from t2t_multimodel import cli, run_dir
+from t2t_multimodel import cli, run_dir, targets
 from t2t_multimodel.errors import UserError
 
 _NOT_METRICS = ("step", "problem", "split")
@@ -154,10 +154,20 @@ def _decoder_examples(examples_dir: str | None) -> list[str]:
   return lines
 
 
+def _target_lines(final: dict[str, dict]) -> list[str]:
+  rows = [[target.problem, f"{target.metric} {target.op} {target.goal:g}",
+           "absent" if value is None else _format(value), "yes" if met else "**no**"]
+          for target, value, met in targets.check(final)]
+  met = sum(row[-1] == "yes" for row in rows)
+  return ["", f"## Targets (issue #13): {met} of {len(rows)} met", ""] + markdown_table(
+      ["problem", "target", "value", "met"], rows)
+
+
 def write_report(output_dir: str, report_path: str, examples_dir: str | None = None,
                  timings_path: str | None = None, json_path: str | None = None,
-                 notes_path: str | None = None) -> str:
-  """Writes the Markdown report of the run in `output_dir` and its two plots; returns the path."""
+                 notes_path: str | None = None, with_targets: bool = False) -> str:
+  """Writes the Markdown report of the run in `output_dir` and its two plots; returns the path.
+  `with_targets` adds the table of `make train`'s quality targets (targets.py) and which are met."""
   from t2t_multimodel.problems import PROBLEMS  # imports TensorFlow: after the CLI quietened it
 
   hparams, record = run_dir.load_run(output_dir)
@@ -189,6 +199,8 @@ def write_report(output_dir: str, report_path: str, examples_dir: str | None = N
             "untruncated references with greedy decoding, as `mm-evaluate` does "
             "(`eval_test.json` in the run dir).", ""]
   lines += markdown_table(["problem", "steps drawn", "test examples", "metrics", "loss"], rows)
+  if with_targets:
+    lines += _target_lines(final)
   if timings_path and os.path.exists(timings_path):
     with open(timings_path, encoding="utf-8") as f:
       stages = [line.split("\t") for line in f.read().splitlines() if "\t" in line]
@@ -220,11 +232,12 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument("--timings", help="TSV of stage<TAB>seconds.")
   parser.add_argument("--json", help="Where to write the final test figures as JSON.")
   parser.add_argument("--notes", help="A Markdown file appended to the report.")
+  parser.add_argument("--targets", action="store_true", help="Add make train's quality targets.")
   args = parser.parse_args(argv)
   cli.quiet_tensorflow()
   try:
     print(write_report(args.output_dir, args.report, args.examples_dir, args.timings, args.json,
-                       args.notes))
+                       args.notes, args.targets))
   except UserError as e:
     print(f"{parser.prog}: error: {e}", file=sys.stderr)
     return 2

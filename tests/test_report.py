@@ -2,7 +2,7 @@
 
 import pytest
 
-from t2t_multimodel import report, run_dir
+from t2t_multimodel import report, run_dir, targets
 from t2t_multimodel.errors import UserError
 from t2t_multimodel.hparams.multimodel import multimodel_tiny
 from t2t_multimodel.problems import PROBLEMS
@@ -87,3 +87,21 @@ def test_report_writes_final_figures_as_json_and_appends_notes(tmp_path):
   assert figures["image_digits"] == {"accuracy": 0.4, "accuracy_top5": 0.5, "loss": 1.6}
   assert figures["translate_ende_bible"]["bleu"] == 6.0 and "examples" not in figures["translate_ende_bible"]
   assert (tmp_path / "train.md").read_text().rstrip().endswith("warmup 400: no change.")
+
+
+def test_report_lists_each_target_with_its_value_and_whether_it_is_met(tmp_path):
+  run = tmp_path / "run"
+  _write_run(run)
+  text = open(report.write_report(str(run), str(tmp_path / "train.md"), with_targets=True)).read()
+  assert f"## Targets (issue #13): 0 of {len(targets.TARGETS)} met" in text
+  assert "| image_digits | accuracy >= 0.97 | 0.4 | **no** |" in text
+  assert "| translate_ende_bible | bleu >= 15 | 6 | **no** |" in text
+  assert "| speech_espeak | wer <= 0.25 | absent | **no** |" in text
+  assert "## Targets" not in open(report.write_report(str(run), str(tmp_path / "plain.md"))).read()
+
+
+def test_targets_are_met_at_their_bound_and_missing_figures_are_not_met():
+  final = {"image_digits": {"accuracy": 0.97}, "translate_ende_bible": {"bleu": 14.99, "degenerate": 0.02}}
+  met = {target.name: ok for target, _, ok in targets.check(final)}
+  assert met["image_digits.accuracy>=0.97"] and met["translate_ende_bible.degenerate<=0.02"]
+  assert not met["translate_ende_bible.bleu>=15"] and not met["parse_trees.bracket_f1>=80"]
