@@ -11,7 +11,7 @@ EVAL_EXAMPLES ?= 200
 TRAIN_RUN   ?= runs/train
 TRAIN_STEPS ?= 9000
 
-.PHONY: install demo train test test-all bench reproduce clean
+.PHONY: install demo train learning test test-all bench reproduce clean
 
 install: $(VENV)/.installed
 
@@ -19,7 +19,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[test]"
+	$(BIN)/python -m pip install -q -e ".[test,bench]"
 	touch $@
 
 # Runs `$(2)` and appends "$(1)<TAB>seconds" to $(3)/timings.tsv (default: the demo's run dir).
@@ -52,12 +52,12 @@ train: install
 	$(call timed,datagen,$(BIN)/mm-datagen --problems=mm8_mini --data_dir=$(DATA),$(TRAIN_RUN))
 	$(call timed,train,$(BIN)/mm-trainer --problems=mm8_mini --hparams_set=multimodel_small \
 	  --data_dir=$(DATA) --output_dir=$(TRAIN_RUN) --train_steps=$(TRAIN_STEPS) --mixing=temperature:2 \
-	  --eval_every=3000 --eval_examples=100 --checkpoint_every=500,$(TRAIN_RUN))
+	  --eval_every=3000 --eval_examples=100 --checkpoint_every=500 --final_eval_splits=,$(TRAIN_RUN))
 	$(call timed,evaluate,$(BIN)/mm-evaluate --output_dir=$(TRAIN_RUN) --split=test,$(TRAIN_RUN))
 	$(call timed,decode,$(call decode_demo,$(TRAIN_RUN)),$(TRAIN_RUN))
 	$(BIN)/python -m t2t_multimodel.report --output_dir=$(TRAIN_RUN) --report=reports/train.md \
 	  --examples_dir=$(TRAIN_RUN)/decoder --timings=$(TRAIN_RUN)/timings.tsv \
-	  --json=reports/train.json --notes=reports/train_notes.md
+	  --json=reports/train.json --notes=reports/train_notes.md --targets
 
 # pytest exits 5 when a marker selects no test: not a failure.
 test: install
@@ -66,19 +66,25 @@ test: install
 test-all: install
 	$(BIN)/python -m pytest -q -n 2 tests
 
-# Every script under benchmarks/ but the helper module; each prints `name=value` figures (ratios
+# Every script under benchmarks/ but the helper modules and `make learning`'s; each prints `name=value` figures (ratios
 # measured within its own run), repeated together at the end. TensorFlow's stderr is kept apart
 # and shown only if a script fails.
 bench: install
 	@log=$$(mktemp); err=$$(mktemp); rc=$$(mktemp); start=$$(date +%s); \
 	for script in benchmarks/*.py; do \
-	  case $$script in benchmarks/common.py) continue;; esac; \
+	  case $$script in benchmarks/common.py|benchmarks/peer_transformer.py|benchmarks/learning.py) continue;; esac; \
 	  echo "== $$script"; \
 	  ( $(BIN)/python $$script 2>$$err; echo $$? >$$rc ) | tee -a $$log; \
 	  if [ "$$(cat $$rc)" != 0 ]; then tail -n 20 $$err; rm -f $$log $$err $$rc; exit 1; fi; \
 	done; \
 	echo "== figures (make bench took $$(( $$(date +%s) - start )) s)"; \
 	grep -E '^(machine: |[a-z0-9_]+=)' $$log | sort -u; rm -f $$log $$err $$rc
+
+# After `make train`: its figures against the targets, specialists trained alone on as many of
+# their own batches, and a keras-hub Transformer of equal parameter count trained on
+# translate_ende_bible for the specialist's wall time (benchmarks/learning.py; about an hour on 2 cores).
+learning: install
+	$(BIN)/python benchmarks/learning.py --joint_run=$(TRAIN_RUN) --peer
 
 # The paper's Tables 2-4 in miniature (reports/paper_tables.md + PNGs). SMOKE=1: a handful of
 # steps of a cut-down model to check the pipeline. REPRO_STEPS (per problem, default 300),

@@ -41,7 +41,10 @@ setup(
         "matplotlib>=3.8,<4",
         "tqdm>=4.66,<5",
     ],
-    extras_require={"test": ["pytest>=8,<10", "pytest-xdist>=3.5,<4"]},
+    extras_require={
+        "test": ["pytest>=8,<10", "pytest-xdist>=3.5,<4"],
+        "bench": ["keras-hub>=0.32,<0.33"],  # benchmarks/peer_transformer.py: the plain Transformer
+    },
     entry_points={
         "console_scripts": [
             "mm-datagen=t2t_multimodel.bin.datagen:run",
