@@ -48,6 +48,18 @@ def causal_bias(length) -> tf.Tensor:
   return ((1.0 - allowed) * NEG_INF)[None, None]
 
 
+def write_position(buffer: tf.Tensor, position, update: tf.Tensor) -> tf.Tensor:
+  """buffer [B, H, L, D/H] with update [B, H, 1, D/H] written at index `position` of L.
+
+  A scatter of B*H rows of D/H: TensorFlow updates the buffer in place when nothing else holds
+  it (as in the decoding loop), so a step writes O(B * D), not the O(B * L * D) of a masked blend.
+  """
+  b, h = tf.shape(buffer)[0], tf.shape(buffer)[1]
+  batch, head = tf.meshgrid(tf.range(b), tf.range(h), indexing="ij")       # [B, H] each
+  indices = tf.stack([batch, head, tf.fill([b, h], position)], axis=-1)    # [B, H, 3]
+  return tf.tensor_scatter_nd_update(buffer, indices, update[:, :, 0])     # rows [B, H, D/H]
+
+
 @SERIALIZABLE
 class Attention(CheckpointedCollections, keras.layers.Layer):
   """Multi-head dot-product attention with its own projections (no biases).
@@ -186,9 +198,8 @@ class AttentionBlock(CheckpointedCollections, keras.layers.Layer):
       convs.append(buffer)
     new_keys, new_values = self.self_attention.project_memory(t)          # [B, H, 1, D/H] each
     max_length = tf.shape(cache["keys"])[2]
-    here = tf.cast(tf.one_hot(position, max_length), t.dtype)[None, None, :, None]  # [1, 1, L, 1]
-    self_keys = cache["keys"] * (1 - here) + new_keys * here               # [B, H, L, D/H]
-    self_values = cache["values"] * (1 - here) + new_values * here
+    self_keys = write_position(cache["keys"], position, new_keys)          # [B, H, L, D/H]
+    self_values = write_position(cache["values"], position, new_values)
     seen = tf.range(max_length) <= position                                # [L]
     self_bias = (1.0 - tf.cast(seen, tf.float32))[None, None, None, :] * NEG_INF  # [1, 1, 1, L]
     self_out = self.self_attention.attend(t, self_keys, self_values, self_bias)
