@@ -66,10 +66,12 @@ test: install
 test-all: install
 	$(BIN)/python -m pytest -q -n 2 tests
 
-# Every script under benchmarks/ but the helper modules and `make learning`'s; each prints `name=value` figures (ratios
-# measured within its own run), repeated together at the end. TensorFlow's stderr is kept apart
-# and shown only if a script fails.
+# Every script under benchmarks/ but the helper modules and `make learning`'s; each prints
+# `name=value` figures (ratios measured within its own run), repeated together at the end.
+# mm-datagen first builds mm8_mini, or finds it built (seconds): benchmarks/datagen.py and
+# input_pipeline.py read it. TensorFlow's stderr is kept apart and shown only if a script fails.
 bench: install
+	$(BIN)/mm-datagen --problems=mm8_mini --data_dir=$(DATA)
 	@log=$$(mktemp); err=$$(mktemp); rc=$$(mktemp); start=$$(date +%s); \
 	for script in benchmarks/*.py; do \
 	  case $$script in benchmarks/common.py|benchmarks/peer_transformer.py|benchmarks/learning.py) continue;; esac; \
