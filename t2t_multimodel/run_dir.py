@@ -80,6 +80,8 @@ def prepare(output_dir: str, hparams: HParams, record: dict[str, Any], *, overwr
   problems_path = os.path.join(output_dir, PROBLEMS_FILE)
   if os.path.exists(hparams_path) and os.path.exists(problems_path) and not overwrite:
     old_hparams, old_record = read_json(hparams_path), read_json(problems_path)
+    # A key added to HParams since the run was written takes its default: not a difference.
+    old_hparams = {**json.loads(HParams().to_json()), **old_hparams}
     differences = diff(old_hparams, json.loads(hparams.to_json()))
     differences += diff({k: old_record.get(k) for k in FIXED_KEYS}, {k: record[k] for k in FIXED_KEYS})
     if differences:

@@ -34,6 +34,16 @@ def test_rerun_with_the_same_settings_continues(tmp_path):
                                                                    rates={"image_digits": 1.0})) is True
 
 
+def test_a_run_written_before_an_hparam_existed_continues_with_its_default(tmp_path):
+  run_dir.prepare(str(tmp_path), multimodel_tiny(), _record())
+  old = json.loads((tmp_path / "hparams.json").read_text())
+  del old["moe_dispatch"]                                  # added to HParams after the run began
+  (tmp_path / "hparams.json").write_text(json.dumps(old))
+  assert run_dir.prepare(str(tmp_path), multimodel_tiny(), _record()) is True
+  with pytest.raises(run_dir.RunDirMismatchError, match='moe_dispatch: "auto" -> "capacity"'):
+    run_dir.prepare(str(tmp_path), dataclasses.replace(multimodel_tiny(), moe_dispatch="capacity"), _record())
+
+
 @pytest.mark.parametrize("hp_changes, record_changes, named", [
     ({"learning_rate": 0.05}, {}, "learning_rate: 0.0018 -> 0.05"),
     ({}, {"problems": [dict(SIGNATURE, name="other")]}, 'problems: ["image_digits"] -> ["other"]'),
