@@ -6,11 +6,13 @@ The MoE layer (16 experts, k=2, filter 2,048) on 8,192 tokens of width 512, trai
 gating, balancing loss), with small random gate weights so that routing is near-uniform as after
 load balancing; the dense layer is ReLU(x W1 + b1) W2 + b2 with filter 2 * 2,048, i.e. the same
 FLOPs per token. Both run as one tf.function computing the loss and the gradients of all weights
-and of the input, with and without jit_compile (the MoE's data-dependent group sizes do not
-compile with XLA); each layer's faster variant enters the ratio. The MoE runs its default
+and of the input, with and without jit_compile (the dropless MoE's data-dependent group sizes do
+not compile with XLA); each layer's faster variant enters the ratio. The MoE runs its default
 dispatch ("auto": "loop" on CPU); with --padded, the "padded" dispatch is timed too.
 Then the same ratio for 60 and 240 experts on 4,096 tokens (the paper's sizes: each expert sees
-about 4,096 * 2 / E tokens, 34 at E = 240). The variants take turns within each of `--repeats`
+about 4,096 * 2 / E tokens, 34 at E = 240), and for 60 experts with the "capacity" dispatch
+(capacity factor 1.25: [60, 171, 512] buffers, static shapes, so it also runs with jit_compile;
+the share of assignments it drops is printed). The variants take turns within each of `--repeats`
 rounds after warm-up; figures are ratios of medians, with the spread of the per-round ratios,
 all measured in this one run; a `bound:` line says what limits the 60 and 240-expert ratios
 (expert weight traffic, not FLOPs). The last lines are `name=value`.
@@ -37,6 +39,7 @@ from benchmarks import common  # noqa: E402
 from t2t_multimodel.layers.moe import MixtureOfExperts  # noqa: E402
 
 HIDDEN, FILTER, K = 512, 2048, 2
+CAPACITY_FACTOR = 1.25  # the "capacity" dispatch's; its layer has the same weights as "moe60".
 
 
 class DenseFFN(keras.layers.Layer):
@@ -119,10 +122,19 @@ def _ratio(times: dict, moe: str, dense: str) -> float:
 
 def _moe(num_experts: int, x, dispatch: str = "auto") -> MixtureOfExperts:
   """A built MoE layer whose small random gate weights route tokens near-uniformly."""
-  moe = MixtureOfExperts(num_experts, K, FILTER, seed=0, dispatch=dispatch)
+  moe = MixtureOfExperts(num_experts, K, FILTER, seed=0, dispatch=dispatch,
+                         capacity_factor=CAPACITY_FACTOR)
   moe.build(x.shape)
   moe.gate_kernel.assign(tf.random.normal(moe.gate_kernel.shape, stddev=0.01, seed=1))
   return moe
+
+
+def _capacity_note(moe: MixtureOfExperts, x) -> str:
+  """The buffer size and the share of assignments dropped in one training-mode forward pass."""
+  moe(x, training=True)
+  n = x.shape[0] * x.shape[1]
+  return (f"  capacity: {moe.capacity(n)} rows per expert (factor {moe.capacity_factor}); "
+          f"{float(moe.last_dropped_fraction):.2%} of the assignments dropped in training")
 
 
 def _dense(x) -> DenseFFN:
@@ -173,11 +185,16 @@ def main(argv: list[str] | None = None) -> int:
   x = _tokens(4096)
   print(f"4096 tokens, the paper's expert counts (each expert sees ~{4096 * K // 240} tokens at "
         f"240):", flush=True)
-  steps = _variants({"moe60": _moe(60, x), "moe240": _moe(240, x), "dense": _dense(x)}, x)
+  capacity = _moe(60, x, "capacity")
+  print(_capacity_note(capacity, x), flush=True)
+  steps = _variants({"moe60": _moe(60, x), "moe240": _moe(240, x), "moe60 capacity": capacity,
+                     "dense": _dense(x)}, x)
   times = _measure(steps, x, args.repeats)
-  ratio_60, ratio_240 = _ratio(times, "moe60", "dense"), _ratio(times, "moe240", "dense")
+  ratio_60, ratio_240 = _ratio(times, "moe60 jit", "dense"), _ratio(times, "moe240", "dense")
+  ratio_capacity = _ratio(times, "moe60 capacity", "dense")
   print(_bound_note(), flush=True)
   common.print_figure("moe_vs_dense_60", ratio_60)
+  common.print_figure("moe_capacity_vs_dense_60", ratio_capacity)
   common.print_figure("moe_vs_dense_240", ratio_240)
   common.print_figure("moe_vs_dense", ratio)
   return 0

@@ -21,6 +21,10 @@ class HParamsError(UserError, ValueError):
   """A bad hparam name, value or combination."""
 
 
+# MixtureOfExperts' DISPATCH_MODES (not imported: the hparams load without TensorFlow).
+MOE_DISPATCH_MODES = ("auto", "loop", "padded", "capacity")
+
+
 @dataclasses.dataclass(frozen=True)
 class HParams:
   """Every knob of the model, the optimiser and the input pipeline."""
@@ -42,6 +46,12 @@ class HParams:
   moe_k: int = 2
   moe_loss_coef: float = 1e-2
   moe_noise_eps: float = 1e-2
+  # How the experts run (MixtureOfExperts' `dispatch`): "auto", "loop" and "padded" are dropless
+  # (same results); "capacity" gives each expert ceil(k * N / E * moe_capacity_factor) rows, N the
+  # call's tokens with padding, and drops the assignments past them (GShard / Switch Transformer;
+  # compiles with XLA).
+  moe_dispatch: str = "auto"
+  moe_capacity_factor: float = 1.25  # "capacity" only.
   # Modality nets.
   vocab_size: int = 8192            # the shared subword vocabulary.
   image_size: int = 32              # images are resized to image_size x image_size.
@@ -82,6 +92,10 @@ class HParams:
         (self.moe_k >= 1, f"Expected `moe_k` >= 1. Received: moe_k={self.moe_k}"),
         (self.num_experts >= self.moe_k,
          f"Expected `num_experts` >= `moe_k`. Received: num_experts={self.num_experts}, moe_k={self.moe_k}"),
+        (self.moe_dispatch in MOE_DISPATCH_MODES,
+         f"Expected `moe_dispatch` in {MOE_DISPATCH_MODES}. Received: moe_dispatch={self.moe_dispatch!r}"),
+        (self.moe_capacity_factor > 0,
+         f"Expected `moe_capacity_factor` > 0. Received: moe_capacity_factor={self.moe_capacity_factor}"),
         (0.0 <= self.dropout < 1.0, f"Expected 0 <= `dropout` < 1. Received: dropout={self.dropout}"),
         (0.0 <= self.attention_dropout < 1.0,
          f"Expected 0 <= `attention_dropout` < 1. Received: attention_dropout={self.attention_dropout}"),

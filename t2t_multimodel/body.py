@@ -56,7 +56,8 @@ class ResidualNorm(CheckpointedCollections, keras.layers.Layer):
 
 def _moe(hp: HParams) -> MixtureOfExperts:
   return MixtureOfExperts(hp.num_experts, hp.moe_k, hp.filter_size, noise_eps=hp.moe_noise_eps,
-                          loss_coef=hp.moe_loss_coef, name="moe")
+                          loss_coef=hp.moe_loss_coef, dispatch=hp.moe_dispatch,
+                          capacity_factor=hp.moe_capacity_factor, name="moe")
 
 
 def _hp(hparams: HParams | dict) -> HParams:

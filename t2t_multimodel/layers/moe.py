@@ -14,9 +14,23 @@ gate-weighted sum of those k experts' outputs. The dispatch is sparse and drople
      the k rows are summed, weighted by the gates. The gradients of both gathers are gathers
      too (no scatter-add).
 
-Experts cost O(A * D * F) either way; the gating network itself is O(N * D * E), as in the paper.
-The balancing loss is added with `add_loss`: after a forward pass it is in the parent model's
-`.losses` (inside a tf.function, read it in the same function as the forward pass).
+"capacity" (GShard, Switch Transformer) is not dropless: each expert has a fixed buffer of
+C = min(N, ceil(k * N / E * capacity_factor)) rows, N counting every token (padding too, so C is
+static when N is). Assignments queue for their expert in token order, time-major (all rows'
+position 0, then position 1, ...: a later position never pushes out an earlier one, so a causal
+decoder stays causal), a token's k choices in gate order; those past C are dropped: their gate
+counts as 0 (the gates are not renormalised; the residual around the layer carries the token).
+The same sort and gathers as "padded" fill [E, C, D], one batched matmul per layer runs it, and
+a zero row serves dropped and padding assignments. Every shape is static when N is, so it
+compiles with XLA (`jit_compile=True`). The share of non-padding assignments dropped by the
+last call is `MixtureOfExperts.last_dropped_fraction`. Drops depend on the other tokens of the
+call, in training and inference alike: a one-position decoding step (N = B) drops other
+assignments than the full sequence does, so cached decoding can differ from a full pass.
+
+Experts cost O(A * D * F) when dropless, O(E * C * D * F) with a capacity; the gating network
+itself is O(N * D * E), as in the paper. The balancing loss is added with `add_loss`: after a
+forward pass it is in the parent model's `.losses` (inside a tf.function, read it in the same
+function as the forward pass; the same holds for `last_dropped_fraction`).
 """
 
 from __future__ import annotations
@@ -28,7 +42,7 @@ import keras
 import tensorflow as tf
 
 _CAPACITY_MULTIPLE = 8  # "padded": each expert's group is padded to a multiple of this many rows.
-DISPATCH_MODES = ("auto", "loop", "padded")
+DISPATCH_MODES = ("auto", "loop", "padded", "capacity")
 
 
 class Gating(NamedTuple):
@@ -210,9 +224,13 @@ class MixtureOfExperts(keras.layers.Layer):
     noise_eps: added to the softplus noise standard deviation (>= 0).
     loss_coef: weight of the balancing loss (>= 0).
     seed: optional int seed of the gating noise and of the expert initialisation.
-    dispatch: how the experts run on their groups (same results): "loop" (unpadded groups, a
-      graph loop over experts: fastest on CPU), "padded" (one batched matmul on groups padded to
-      the largest: for accelerators), or "auto" ("padded" if a GPU is visible, else "loop").
+    dispatch: how the experts run on their groups. Dropless, with the same results: "loop"
+      (unpadded groups, a graph loop over experts: fastest on CPU), "padded" (one batched matmul
+      on groups padded to the largest: for accelerators), or "auto" ("padded" if a GPU is
+      visible, else "loop"). Or "capacity": fixed buffers of `capacity(N)` rows per expert,
+      assignments past them dropped (see the module docstring); static shapes, compiles with XLA.
+    capacity_factor: "capacity" only: buffer rows per expert over the balanced share k * N / E
+      (> 0; 1.25 as in GShard / Switch Transformer).
     **kwargs: base Layer arguments (name, dtype, ...).
 
   Call args:
@@ -220,6 +238,10 @@ class MixtureOfExperts(keras.layers.Layer):
     mask: optional [B, T] bool or float; False / 0 marks padding: not dispatched, excluded from
       importance and load, output 0.
     training: Python bool; adds gating noise and uses the smooth load estimator.
+
+  Attributes:
+    last_dropped_fraction: "capacity" only: [] float32, the share of the last call's non-padding
+      assignments dropped for lack of room (0 when there are none); None in the dropless modes.
 
   Example:
     >>> moe = MixtureOfExperts(num_experts=4, k=2, filter_size=32)
@@ -229,7 +251,7 @@ class MixtureOfExperts(keras.layers.Layer):
 
   def __init__(self, num_experts: int, k: int, filter_size: int, noise_eps: float = 1e-2,
                loss_coef: float = 1e-2, seed: int | None = None, dispatch: str = "auto",
-               **kwargs):
+               capacity_factor: float = 1.25, **kwargs):
     super().__init__(**kwargs)
     checks = [(k >= 1, f"`k` >= 1. Received: k={k}"),
               (num_experts >= k, f"`num_experts` >= k. Received: num_experts={num_experts}, k={k}"),
@@ -237,13 +259,16 @@ class MixtureOfExperts(keras.layers.Layer):
               (noise_eps >= 0, f"`noise_eps` >= 0. Received: noise_eps={noise_eps}"),
               (loss_coef >= 0, f"`loss_coef` >= 0. Received: loss_coef={loss_coef}"),
               (dispatch in DISPATCH_MODES, f"`dispatch` in {DISPATCH_MODES}. Received: "
-                                           f"dispatch={dispatch!r}")]
+                                           f"dispatch={dispatch!r}"),
+              (capacity_factor > 0, f"`capacity_factor` > 0. Received: "
+                                    f"capacity_factor={capacity_factor}")]
     for ok, message in checks:
       if not ok:
         raise ValueError(f"Expected {message}")
     self.num_experts, self.k, self.filter_size = int(num_experts), int(k), int(filter_size)
     self.noise_eps, self.loss_coef = float(noise_eps), float(loss_coef)
-    self.seed, self.dispatch = seed, dispatch
+    self.seed, self.dispatch, self.capacity_factor = seed, dispatch, float(capacity_factor)
+    self.last_dropped_fraction = None
     self.seed_generator = keras.random.SeedGenerator(seed)
     self.supports_masking = True
 
@@ -297,16 +322,38 @@ class MixtureOfExperts(keras.layers.Layer):
     return Gating(gates, experts, importance, load, loss)
 
   def call(self, x, mask=None, training=False):
-    shape = tf.shape(x)  # [B, T, D]
+    time_major = self.dispatch == "capacity" and len(x.shape) == 3  # Queue in time order.
+    if time_major:
+      x = tf.transpose(x, [1, 0, 2])  # [T, B, D]
+      mask = None if mask is None else tf.transpose(mask)  # [T, B]
+    shape = tf.shape(x)  # [B, T, D] ([T, B, D] if time_major)
     tokens = tf.reshape(x, [-1, x.shape[-1]])  # [N, D]
     valid = None if mask is None else tf.reshape(tf.cast(mask, tf.bool), [-1])  # [N]
     routing = self.gating(tokens, valid, training=bool(training))
     self.add_loss(routing.loss)
-    y = self._dispatch(tokens, routing.gates, routing.experts, valid, bool(training))  # [N, D]
-    return tf.reshape(y, shape)  # [B, T, D]
+    if self.dispatch == "capacity":
+      y, self.last_dropped_fraction = self._capacity_dispatch(
+          tokens, routing.gates, routing.experts, valid)  # [N, D], []
+    else:
+      y = self._dispatch(tokens, routing.gates, routing.experts, valid, bool(training))  # [N, D]
+    y = tf.reshape(y, shape)  # [B, T, D] ([T, B, D] if time_major)
+    return tf.transpose(y, [1, 0, 2]) if time_major else y  # [B, T, D]
+
+  def capacity(self, num_tokens):
+    """Rows per expert of "capacity": min(N, ceil(k * N / E * capacity_factor)), at least 1.
+
+    Args:
+      num_tokens: N, all tokens of the call (padding included): an int gives an int (static
+        shapes), a scalar int32 tensor a tensor.
+    """
+    share = self.k / self.num_experts * self.capacity_factor
+    if isinstance(num_tokens, int):
+      return max(1, min(num_tokens, math.ceil(num_tokens * share)))
+    rows = tf.cast(tf.math.ceil(tf.cast(num_tokens, tf.float64) * share), tf.int32)
+    return tf.maximum(1, tf.minimum(num_tokens, rows))
 
   def dispatch_mode(self) -> str:
-    """The resolved dispatch: "loop" or "padded"."""
+    """The resolved dispatch: "loop", "padded" or "capacity"."""
     if self.dispatch != "auto":
       return self.dispatch
     return "padded" if tf.config.list_logical_devices("GPU") else "loop"
@@ -348,6 +395,44 @@ class MixtureOfExperts(keras.layers.Layer):
     rows = _padded_ffn(tf.reshape(rows, [e, capacity, d]), *weights)  # [E, C, D]
     return _combine_rows(tf.reshape(rows, [e * capacity, d]), gates, slot, slot_assignment)
 
+  def _capacity_dispatch(self, tokens, gates, experts, valid):
+    """Each expert on its first C assignments in token order, [E, C, D]; returns y [N, D], dropped.
+
+    Buffer row e * C + c holds expert e's c-th assignment; row E * C is a zero row that dropped
+    and padding assignments read with gate 0, so no gradient reaches or leaves them there.
+    """
+    e, k, d = self.num_experts, self.k, tokens.shape[-1]
+    n = tokens.shape[0] if tokens.shape[0] is not None else tf.shape(tokens)[0]
+    capacity = self.capacity(n)  # C
+    flat_experts = tf.reshape(experts, [-1])  # [A], A = N*k; assignment a is token a // k.
+    valid_assignments = tf.ones_like(flat_experts, tf.bool)  # [A]
+    if valid is not None:
+      valid_assignments = tf.reshape(tf.tile(valid[:, None], [1, k]), [-1])  # [A]
+      flat_experts = tf.where(valid_assignments, flat_experts, e)  # [A] padding -> sentinel E.
+    order = tf.argsort(flat_experts, stable=True)  # [A] sorted position -> assignment
+    position = tf.math.invert_permutation(order)  # [A] assignment -> sorted position
+    counts = tf.math.unsorted_segment_sum(tf.ones_like(flat_experts), flat_experts, e + 1)
+    offsets = tf.cumsum(counts, exclusive=True)  # [E + 1]
+    expert = tf.minimum(flat_experts, e - 1)  # [A]
+    rank = position - tf.gather(offsets, expert)  # [A] place in its expert's queue
+    kept = (flat_experts < e) & (rank < capacity)  # [A]
+    slot = tf.reshape(tf.where(kept, expert * capacity + rank, e * capacity), [-1, k])  # [N, k]
+    column = tf.range(capacity)  # [C]
+    source = tf.gather(order, tf.minimum(offsets[:e, None] + column, tf.size(order) - 1))  # [E, C]
+    in_buffer = column[None, :] < counts[:e, None]  # [E, C]
+    slot_assignment = tf.concat([tf.reshape(tf.where(in_buffer, source, -1), [-1]), [-1]],
+                                axis=0)  # [E*C + 1]
+    rows = _gather_rows(tokens, slot_assignment, slot)  # [E*C + 1, D]
+    weights = [tf.convert_to_tensor(w) for w in
+               (self.kernel_1, self.bias_1, self.kernel_2, self.bias_2)]
+    rows = _padded_ffn(tf.reshape(rows[:-1], [e, capacity, d]), *weights)  # [E, C, D]
+    rows = tf.concat([tf.reshape(rows, [-1, d]), tf.zeros([1, d], rows.dtype)], 0)  # [E*C + 1, D]
+    gates = tf.cast(gates, tokens.dtype) * tf.cast(tf.reshape(kept, [-1, k]), tokens.dtype)
+    y = _combine_rows(rows, gates, slot, slot_assignment)  # [N, D]
+    total = tf.reduce_sum(tf.cast(valid_assignments, tf.float32))
+    dropped = total - tf.reduce_sum(tf.cast(kept, tf.float32))
+    return y, dropped / tf.maximum(total, 1.0)
+
   def compute_output_shape(self, input_shape):
     return input_shape
 
@@ -358,5 +443,5 @@ class MixtureOfExperts(keras.layers.Layer):
     config = super().get_config()
     config.update(num_experts=self.num_experts, k=self.k, filter_size=self.filter_size,
                   noise_eps=self.noise_eps, loss_coef=self.loss_coef, seed=self.seed,
-                  dispatch=self.dispatch)
+                  dispatch=self.dispatch, capacity_factor=self.capacity_factor)
     return config
