@@ -41,6 +41,8 @@ from typing import NamedTuple
 import keras
 import tensorflow as tf
 
+from t2t_multimodel.layers import expert_ffn
+
 _CAPACITY_MULTIPLE = 8  # "padded": each expert's group is padded to a multiple of this many rows.
 DISPATCH_MODES = ("auto", "loop", "padded", "capacity")
 
@@ -83,128 +85,6 @@ def _prob_in_top_k(clean, noisy, stddev, top_values, k: int):
   z_out = (clean - threshold_if_out) / stddev  # [N, E]
   z = tf.where(noisy > threshold_if_in, z_in, z_out)  # [N, E]
   return 0.5 * tf.math.erfc(-z / math.sqrt(2.0))  # [N, E] the normal CDF.
-
-
-def _gather_rows(tokens, slot_assignment, slot, token_mask=None):
-  """rows[s] = tokens[slot_assignment[s] // k] (token 0 where slot_assignment is -1): [S, D].
-
-  Its gradient is a gather too: d_tokens[n] = sum_j d_rows[slot[n, j]]; this needs d_rows = 0
-  on the rows no assignment reads, true here because `_combine_rows` never reads them.
-
-  Args:
-    tokens: [N, D].  slot_assignment: [S] int32 assignment of each row, -1 on padding rows.
-    slot: [N, k] int32 row of each assignment.  token_mask: None or [N, 1] 0/1, to zero the
-      gradient of padding tokens whose slot points at a real row.
-  """
-  k = tf.shape(slot)[1]
-
-  @tf.custom_gradient
-  def gather(tokens):
-    def grad(d_rows):
-      d_tokens = tf.reduce_sum(tf.gather(d_rows, slot), axis=1)  # [N, D]
-      return d_tokens if token_mask is None else d_tokens * token_mask
-
-    return tf.gather(tokens, tf.maximum(slot_assignment, 0) // k), grad  # [S, D]
-
-  return gather(tokens)
-
-
-def _combine_rows(rows, gates, slot, slot_assignment):
-  """y[n] = sum_j gates[n, j] * rows[slot[n, j]], the gate-weighted expert outputs: [N, D].
-
-  Gradients by gathers: d_rows[s] = gate(s) * dy[token(s)] (0 on padding rows) and
-  d_gates[n, j] = <dy[n], rows[slot[n, j]]>.
-
-  Args:
-    rows: [S, D] expert outputs.  gates: [N, k].  slot: [N, k] int32.
-    slot_assignment: [S] int32 assignment of each row, -1 on padding rows.
-  """
-  k = tf.shape(slot)[1]
-
-  @tf.custom_gradient
-  def combine(rows, gates):
-    picked = tf.gather(rows, slot)  # [N, k, D]
-
-    def grad(dy):
-      index = tf.maximum(slot_assignment, 0)  # [S]
-      gate = tf.gather(tf.reshape(gates, [-1]), index)  # [S]
-      gate = tf.where(slot_assignment >= 0, gate, tf.zeros_like(gate))  # [S]
-      d_rows = tf.gather(dy, index // k) * gate[:, None]  # [S, D]
-      return d_rows, tf.reduce_sum(picked * dy[:, None, :], axis=2)  # [S, D], [N, k]
-
-    return tf.reduce_sum(picked * gates[:, :, None], axis=1), grad  # [N, D]
-
-  return combine(rows, gates)
-
-
-def _padded_ffn(rows, w1, b1, w2, b2):
-  """All experts on their padded groups rows [E, C, D] as two batched matmuls: [E, C, D]."""
-  h = tf.nn.relu(tf.matmul(rows, w1) + b1[:, None, :])  # [E, C, F]
-  return tf.matmul(h, w2) + b2[:, None, :]  # [E, C, D]
-
-
-def _map_experts(fn, num_experts: int, dtype, shapes):
-  """fn(i) for every expert i in one tf.while_loop: TensorArrays of size E + 1 (last unwritten)."""
-
-  def body(i, *arrays):
-    return [i + 1] + [array.write(i, value) for array, value in zip(arrays, fn(i))]
-
-  arrays = [tf.TensorArray(dtype, size=num_experts + 1, infer_shape=False, element_shape=shape,
-                           clear_after_read=False) for shape in shapes]
-  return tf.while_loop(lambda i, *_: i < num_experts, body, [0] + arrays,
-                       parallel_iterations=2)[1:]
-
-
-def _looped_ffn(rows, offsets, w1, b1, w2, b2, custom_gradient: bool = True):
-  """Each expert on its unpadded slice rows[offsets[i]:offsets[i + 1]], one loop each way.
-
-  Args:
-    rows: [R, D] sorted by expert (rows past offsets[E] are not run).  offsets: [E + 1] int32.
-    w1: [E, D, F].  b1: [E, F].  w2: [E, F, D].  b2: [E, D].
-    custom_gradient: True in training: the hand-written backward loop. False for inference:
-      TensorFlow's own gradient of the loop (slower), and no gradient function holding the
-      loop's state, which a SavedModel cannot serialise.
-  Returns:
-    [offsets[E] + 1, D]: the outputs, then a zero row (which padding assignments read).
-  """
-  e, d, f = w1.shape
-
-  def part(t, i):
-    return t[offsets[i]:offsets[i + 1]]  # [n_i, ...] a view, no copy.
-
-  def run_forward(rows, w1, b1, w2, b2):
-    def forward(i):
-      # bias_add: grappler fuses MatMul + BiasAdd (+ Relu) into one kernel.
-      h = tf.nn.relu(tf.nn.bias_add(tf.matmul(part(rows, i), w1[i]), b1[i]))  # [n_i, F]
-      return tf.nn.bias_add(tf.matmul(h, w2[i]), b2[i]), h  # [n_i, D], [n_i, F]
-
-    outputs, hidden = _map_experts(forward, e, rows.dtype, [[None, d], [None, f]])
-    zero_row = tf.zeros([1, d], rows.dtype)  # [1, D]
-    return outputs.write(e, zero_row).concat(), hidden  # [offsets[E] + 1, D], E + 1 x [n_i, F]
-
-  if not custom_gradient:
-    return run_forward(rows, w1, b1, w2, b2)[0]
-
-  @tf.custom_gradient
-  def ffn(rows, w1, b1, w2, b2):
-    outputs, hidden = run_forward(rows, w1, b1, w2, b2)
-
-    def grad(dy):  # dy: [offsets[E] + 1, D]
-      def backward(i):
-        x, g, h = part(rows, i), part(dy, i), hidden.read(i)  # [n_i, D], [n_i, D], [n_i, F]
-        dh = tf.raw_ops.ReluGrad(gradients=tf.matmul(g, w2[i], transpose_b=True), features=h)
-        return (tf.matmul(dh, w1[i], transpose_b=True), tf.matmul(x, dh, transpose_a=True),
-                tf.raw_ops.BiasAddGrad(out_backprop=dh), tf.matmul(h, g, transpose_a=True),
-                tf.raw_ops.BiasAddGrad(out_backprop=g))
-
-      shapes = [[None, d], [d, f], [f], [f, d], [d]]
-      d_rows, *d_weights = _map_experts(backward, e, rows.dtype, shapes)
-      d_rows = d_rows.write(e, tf.zeros([tf.shape(rows)[0] - offsets[e], d], rows.dtype))
-      return [d_rows.concat()] + [array.gather(tf.range(e)) for array in d_weights]
-
-    return outputs, grad
-
-  return ffn(rows, w1, b1, w2, b2)
 
 
 @keras.saving.register_keras_serializable(package="t2t_multimodel")
@@ -375,9 +255,9 @@ class MixtureOfExperts(keras.layers.Layer):
     if self.dispatch_mode() == "loop":
       slot = tf.reshape(tf.minimum(position, offsets[e]), [-1, k])  # [N, k] padding: zero row
       slot_assignment = tf.concat([order[:offsets[e]], [-1]], axis=0)  # [R], R = offsets[E] + 1
-      rows = _gather_rows(tokens, slot_assignment, slot)  # [R, D]
-      rows = _looped_ffn(rows, offsets, *weights, custom_gradient=training)  # [R, D]
-      return _combine_rows(rows, gates, slot, slot_assignment)  # [N, D]
+      rows = expert_ffn.gather_rows(tokens, slot_assignment, slot)  # [R, D]
+      rows = expert_ffn.looped_ffn(rows, offsets, *weights, custom_gradient=training)  # [R, D]
+      return expert_ffn.combine_rows(rows, gates, slot, slot_assignment)  # [N, D]
     # "padded": row e * C + rank of each assignment; padding assignments read row 0, gate 0.
     capacity = (tf.reduce_max(counts[:e]) + _CAPACITY_MULTIPLE - 1) // _CAPACITY_MULTIPLE
     capacity = tf.maximum(capacity * _CAPACITY_MULTIPLE, _CAPACITY_MULTIPLE)  # C
@@ -390,10 +270,10 @@ class MixtureOfExperts(keras.layers.Layer):
     in_group = column[None, :] < counts[:e, None]  # [E, C]
     slot_assignment = tf.reshape(tf.where(in_group, source, -1), [-1])  # [S], S = E*C
     token_mask = None if valid is None else tf.cast(valid, tokens.dtype)[:, None]  # [N, 1]
-    rows = _gather_rows(tokens, slot_assignment, slot, token_mask)  # [S, D]
+    rows = expert_ffn.gather_rows(tokens, slot_assignment, slot, token_mask)  # [S, D]
     d = tokens.shape[-1]
-    rows = _padded_ffn(tf.reshape(rows, [e, capacity, d]), *weights)  # [E, C, D]
-    return _combine_rows(tf.reshape(rows, [e * capacity, d]), gates, slot, slot_assignment)
+    rows = expert_ffn.padded_ffn(tf.reshape(rows, [e, capacity, d]), *weights)  # [E, C, D]
+    return expert_ffn.combine_rows(tf.reshape(rows, [e * capacity, d]), gates, slot, slot_assignment)
 
   def _capacity_dispatch(self, tokens, gates, experts, valid):
     """Each expert on its first C assignments in token order, [E, C, D]; returns y [N, D], dropped.
@@ -422,13 +302,13 @@ class MixtureOfExperts(keras.layers.Layer):
     in_buffer = column[None, :] < counts[:e, None]  # [E, C]
     slot_assignment = tf.concat([tf.reshape(tf.where(in_buffer, source, -1), [-1]), [-1]],
                                 axis=0)  # [E*C + 1]
-    rows = _gather_rows(tokens, slot_assignment, slot)  # [E*C + 1, D]
+    rows = expert_ffn.gather_rows(tokens, slot_assignment, slot)  # [E*C + 1, D]
     weights = [tf.convert_to_tensor(w) for w in
                (self.kernel_1, self.bias_1, self.kernel_2, self.bias_2)]
-    rows = _padded_ffn(tf.reshape(rows[:-1], [e, capacity, d]), *weights)  # [E, C, D]
+    rows = expert_ffn.padded_ffn(tf.reshape(rows[:-1], [e, capacity, d]), *weights)  # [E, C, D]
     rows = tf.concat([tf.reshape(rows, [-1, d]), tf.zeros([1, d], rows.dtype)], 0)  # [E*C + 1, D]
     gates = tf.cast(gates, tokens.dtype) * tf.cast(tf.reshape(kept, [-1, k]), tokens.dtype)
-    y = _combine_rows(rows, gates, slot, slot_assignment)  # [N, D]
+    y = expert_ffn.combine_rows(rows, gates, slot, slot_assignment)  # [N, D]
     total = tf.reduce_sum(tf.cast(valid_assignments, tf.float32))
     dropped = total - tf.reduce_sum(tf.cast(kept, tf.float32))
     return y, dropped / tf.maximum(total, 1.0)
