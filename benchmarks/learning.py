@@ -55,7 +55,8 @@ def batches_drawn(joint_run: str, step: int) -> dict[str, int]:
 def train_specialist(problem: str, steps: int, joint_run: str, hparams_set: str, output_dir: str) -> dict:
   """Trains `problem` alone for `steps` batches (resuming), scores its whole test split; returns
   {"steps", "train_seconds", "train_cpu_seconds", "metrics"} (kept in <run>/specialist.json).
-  A run resumed from a checkpoint times only its last part."""
+  A run resumed from a checkpoint times only its last part; one that had finished training
+  before its summary was written gets the wall time its train_log implies and no CPU seconds."""
   run = os.path.join(output_dir, f"specialist_{problem}")
   summary_path = os.path.join(run, "specialist.json")
   if os.path.exists(summary_path):
@@ -68,9 +69,12 @@ def train_specialist(problem: str, steps: int, joint_run: str, hparams_set: str,
                           checkpoint_every=500)
   if config.hparams != joint_hp:
     raise UserError(f"--hparams_set={hparams_set} is not the hparams of {joint_run}: pass the joint run's set.")
+  log = run_dir.read_jsonl(os.path.join(run, run_dir.TRAIN_LOG_FILE)) if os.path.exists(run) else []
   start, cpu_start = time.perf_counter(), time.process_time()
   training.train(config)
   train_seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+  if log and log[-1]["step"] >= steps:  # trained by an earlier call that stopped before its summary
+    train_seconds, cpu_seconds = logged_seconds(log), None
   content = evaluate.evaluate_run(run, "test")
   summary = {"steps": steps, "train_seconds": train_seconds, "train_cpu_seconds": cpu_seconds,
              "metrics": content["problems"][problem]["metrics"]}
@@ -93,6 +97,15 @@ def train_peer(args, cpu_seconds: float) -> dict:
   peer.update(budget_cpu_seconds=cpu_seconds, eval_examples=args.peer_eval_examples)
   run_dir.write_json(path, peer)
   return peer
+
+
+def logged_seconds(log: list[dict]) -> float:
+  """The training wall time a run's train_log.jsonl implies (its windows' steps / steps_per_sec)."""
+  seconds, previous = 0.0, 0
+  for record in log:
+    seconds += (record["step"] - previous) / record["steps_per_sec"]
+    previous = record["step"]
+  return seconds
 
 
 def ratio(joint: float, specialist: float) -> float:
@@ -123,9 +136,10 @@ def main():
 def measure(args) -> dict[str, float]:
   figures: dict[str, float] = {}
 
-  def figure(name: str, value: float) -> None:
-    figures[name] = value
-    print_figure(name, value)
+  def figure(name: str, value: float | None) -> None:
+    if value is not None:
+      figures[name] = value
+      print_figure(name, value)
 
   steps = args.joint_steps or joint_figures(args.joint_run)[0]
   drawn = batches_drawn(args.joint_run, steps)
@@ -143,6 +157,9 @@ def measure(args) -> dict[str, float]:
     if "translate_ende_bible" not in specialists:
       raise UserError("--peer compares with the translate_ende_bible specialist: add it to --specialists.")
     mine = specialists["translate_ende_bible"]
+    if mine["train_cpu_seconds"] is None:
+      raise UserError(f"The translate_ende_bible specialist in {args.output_dir} has no CPU seconds "
+                      f"on record (it finished in an earlier call): delete it and rerun.")
     peer = train_peer(args, mine["train_cpu_seconds"])
     for key in ("params", "target_params", "steps", "seconds", "target_tokens_per_second", "bleu",
                 "chrf", "degenerate", "examples"):
