@@ -84,7 +84,7 @@ bench: install
 
 # After `make train`: its figures against the targets, specialists trained alone on as many of
 # their own batches, and a keras-hub Transformer of equal parameter count trained on
-# translate_ende_bible for the specialist's wall time (benchmarks/learning.py; about an hour on 2 cores).
+# translate_ende_bible for the specialist's CPU seconds (benchmarks/learning.py; about an hour on 2 cores).
 learning: install
 	$(BIN)/python benchmarks/learning.py --joint_run=$(TRAIN_RUN) --peer
 
