@@ -39,6 +39,7 @@ from t2t_multimodel.hparams import get_hparams
 from t2t_multimodel.mixing import ProblemSampler
 from t2t_multimodel.run_config import resolve_config
 
+
 def joint_figures(joint_run: str) -> tuple[int, dict[str, dict]]:
   """(evaluated step, problem -> metrics) of the joint run's whole test splits."""
   content = evaluate.read_results(joint_run, "test")
@@ -180,6 +181,7 @@ def measure(args) -> dict[str, float]:
       if metric in joint.get(problem, {}):
         figure(f"joint_over_specialist.{problem}.{metric}", ratio(joint[problem][metric], value))
   return figures
+
 
 if __name__ == "__main__":
   main()

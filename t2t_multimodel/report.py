@@ -155,10 +155,11 @@ def _decoder_examples(examples_dir: str | None) -> list[str]:
 
 
 def _target_lines(final: dict[str, dict]) -> list[str]:
+  checked = targets.check(final)
   rows = [[target.problem, f"{target.metric} {target.op} {target.goal:g}",
            "absent" if value is None else _format(value), "yes" if met else "**no**"]
-          for target, value, met in targets.check(final)]
-  met = sum(row[-1] == "yes" for row in rows)
+          for target, value, met in checked]
+  met = sum(met for _, _, met in checked)
   return ["", f"## Targets (issue #13): {met} of {len(rows)} met", ""] + markdown_table(
       ["problem", "target", "value", "met"], rows)
 

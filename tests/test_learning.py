@@ -55,7 +55,8 @@ def _substrings(strings) -> set[str]:
 
 @pytest.fixture(scope="module")
 def reverse_data_dir(tmp_path_factory):
-  """A data dir of ReverseDigits (its own small vocabulary), with the problem registered."""
+  """A data dir of ReverseDigits (its own small vocabulary); the problem stays registered for
+  the module's tests."""
   problem = validate_problem(ReverseDigits())
   with pytest.MonkeyPatch.context() as patch:
     patch.setitem(PROBLEMS._items, problem.name, problem)
@@ -86,9 +87,7 @@ def test_reverse_task_loss_falls_and_dev_accuracy_rises(reverse_data_dir, tmp_pa
              "num_decoder_blocks=1,num_experts=2,large_kernel_size=3,batch_size=32,"
              "max_input_length=16,max_target_length=16,learning_rate=5e-3,learning_rate_warmup_steps=50,"
              "dropout=0.0,label_smoothing=0.0,vocab_size=512")
-  with pytest.MonkeyPatch.context() as patch:
-    patch.setitem(PROBLEMS._items, ReverseDigits.name, ReverseDigits())
-    test, losses, dev = _train(reverse_data_dir, tmp_path, ReverseDigits.name, hparams, 200, 100)
+  test, losses, dev = _train(reverse_data_dir, tmp_path, ReverseDigits.name, hparams, 200, 100)
   assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:3]), losses
   accuracy = _dev_curve(dev, "accuracy")
   assert len(accuracy) == 2 and accuracy[1] > accuracy[0], dev
