@@ -57,6 +57,10 @@ class HParams:
   image_size: int = 32              # images are resized to image_size x image_size.
   audio_blocks: int = 8             # ConvRes blocks of the audio modality.
   audio_time_strides: int = 2       # how many of them halve the time axis.
+  # Per-utterance mean and variance normalisation of each mel bin over the utterance's frames
+  # (T2T's speech bottom does the same). False is the raw log-mel of runs made before it existed;
+  # every named set turns it on.
+  audio_normalize: bool = False
   # Regularisation.
   dropout: float = 0.1
   attention_dropout: float = 0.1

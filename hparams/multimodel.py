@@ -13,7 +13,8 @@ def multimodel_base() -> HParams:
   The peak is T2T's for this recipe: its noam rate 0.1 * 5000 * 0.002 * 512**-0.5 * 4000**-0.5
   = 6.99e-4 at the end of warmup, then 1/sqrt(step) decay.
   """
-  return dataclasses.replace(HParams(), learning_rate=7e-4, learning_rate_warmup_steps=4000)
+  return dataclasses.replace(HParams(), learning_rate=7e-4, learning_rate_warmup_steps=4000,
+                             audio_normalize=True)
 
 
 def multimodel_paper() -> HParams:

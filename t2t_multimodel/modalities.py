@@ -137,10 +137,22 @@ class ImageModality(CheckpointedCollections, keras.layers.Layer):
     return {**super().get_config(), "hidden_size": self.hidden_size, "image_size": self.image_size}
 
 
+def normalize_frames(frames, mask, epsilon: float = 1e-6):
+  """Each feature of each example to zero mean and unit variance over its unmasked frames;
+  masked frames become zero. frames [B, F, M], mask bool [B, F] -> [B, F, M]."""
+  weights = tf.cast(mask, frames.dtype)[..., None]                         # [B, F, 1]
+  count = tf.maximum(tf.reduce_sum(weights, axis=1, keepdims=True), 1.0)   # [B, 1, 1]
+  mean = tf.reduce_sum(frames * weights, axis=1, keepdims=True) / count    # [B, 1, M]
+  centred = (frames - mean) * weights                                      # [B, F, M]
+  variance = tf.reduce_sum(tf.square(centred), axis=1, keepdims=True) / count
+  return centred * tf.math.rsqrt(variance + epsilon)
+
+
 @SERIALIZABLE
 class AudioModality(CheckpointedCollections, keras.layers.Layer):
-  """Log-mel frames [B, F, 80] -> a linear map to D, then `blocks` 1-D ConvRes blocks, the first
-  `time_strides` of them halving time: [B, ceil(F / 2^time_strides), D].
+  """Log-mel frames [B, F, 80] -> (with `normalize`, each mel bin scaled to zero mean and unit
+  variance over the utterance's frames) a linear map to D, then `blocks` 1-D ConvRes blocks, the
+  first `time_strides` of them halving time: [B, ceil(F / 2^time_strides), D].
 
   The paper ran 8 stride-2 ConvRes blocks on raw waveforms (or 2-D spectrograms); on 10 ms log-mel
   frames 8 halvings would leave too few positions, so how many blocks stride is an hparam. Frames
@@ -151,6 +163,7 @@ class AudioModality(CheckpointedCollections, keras.layers.Layer):
     hidden_size: D.
     blocks: the number of ConvRes blocks.
     time_strides: how many of them (the first ones) have stride 2.
+    normalize: per-utterance mean and variance normalisation (padding frames stay zero).
 
   Example:
     >>> net = AudioModality(64, blocks=4, time_strides=2)
@@ -159,18 +172,22 @@ class AudioModality(CheckpointedCollections, keras.layers.Layer):
     (TensorShape([2, 10, 64]), TensorShape([2, 10]))
   """
 
-  def __init__(self, hidden_size: int, blocks: int, time_strides: int, **kwargs):
+  def __init__(self, hidden_size: int, blocks: int, time_strides: int, normalize: bool = False,
+               **kwargs):
     super().__init__(**kwargs)
     if not 0 <= time_strides <= blocks:
       raise ValueError(f"Expected 0 <= `time_strides` <= `blocks`. Received: "
                        f"time_strides={time_strides}, blocks={blocks}")
     self.hidden_size, self.num_blocks, self.time_strides = hidden_size, blocks, time_strides
+    self.normalize = normalize
     self.project_in = keras.layers.Dense(hidden_size, name="project_in")
     self.blocks = [ConvRes(hidden_size, strides=2 if i < time_strides else 1, rank=1,
                            name=f"conv_res_{i}") for i in range(blocks)]
 
   def bottom(self, frames, training=False):
     mask = tf.reduce_any(tf.not_equal(frames, 0.0), axis=-1)              # [B, F]
+    if self.normalize:
+      frames = normalize_frames(frames, mask)                              # [B, F, 80]
     x = self.project_in(frames)                                            # [B, F, D]
     for block in self.blocks:
       x, mask = block(x, padding_mask=mask), block.output_mask(mask)       # [B, F_i, D], [B, F_i]
@@ -178,7 +195,7 @@ class AudioModality(CheckpointedCollections, keras.layers.Layer):
 
   def get_config(self):
     return {**super().get_config(), "hidden_size": self.hidden_size, "blocks": self.num_blocks,
-            "time_strides": self.time_strides}
+            "time_strides": self.time_strides, "normalize": self.normalize}
 
 
 @SERIALIZABLE
@@ -262,5 +279,5 @@ MODALITY_NETS.add("symbol", lambda hp, problem: SymbolModality(hp.vocab_size, hp
 MODALITY_NETS.add("image", lambda hp, problem: ImageModality(hp.hidden_size, hp.image_size,
                                                              name="image"))
 MODALITY_NETS.add("audio", lambda hp, problem: AudioModality(
-    hp.hidden_size, hp.audio_blocks, hp.audio_time_strides, name="audio"))
+    hp.hidden_size, hp.audio_blocks, hp.audio_time_strides, hp.audio_normalize, name="audio"))
 MODALITY_NETS.add("class_label", _class_label)

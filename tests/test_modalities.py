@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from t2t_multimodel.hparams import get_hparams
 from t2t_multimodel.modalities import (MODALITY_NETS, AudioModality, ClassLabelModality, ImageModality,
-                                       SymbolModality, image_strides, modality_key,
+                                       SymbolModality, image_strides, modality_key, normalize_frames,
                                        smoothed_cross_entropy)
 
 
@@ -55,6 +55,32 @@ def test_audio_strides_time_and_mask():
   np.testing.assert_allclose(alone.numpy()[0], x.numpy()[1, :5], atol=1e-5)
 
 
+def test_normalize_frames_per_utterance_and_bin_ignoring_padding():
+  rng = np.random.default_rng(0)
+  frames = (rng.normal(size=(2, 30, 80)) * 4.0 - 7.0).astype(np.float32)  # log-mel-like scale
+  frames[1, 12:] = 0.0  # padding
+  mask = tf.reduce_any(tf.not_equal(frames, 0.0), axis=-1)
+  out = normalize_frames(tf.constant(frames), mask).numpy()
+  for example, length in ((0, 30), (1, 12)):
+    real = out[example, :length]
+    np.testing.assert_allclose(real.mean(0), 0.0, atol=1e-4)
+    np.testing.assert_allclose(real.std(0), 1.0, atol=1e-3)
+  assert not out[1, 12:].any()
+  np.testing.assert_allclose(out[1, :12], normalize_frames(
+      tf.constant(frames[1:, :12]), tf.ones([1, 12], tf.bool)).numpy()[0], atol=1e-5)
+
+
+def test_audio_normalize_makes_the_net_blind_to_gain_and_offset():
+  net = AudioModality(16, blocks=2, time_strides=1, normalize=True)
+  frames = np.random.normal(size=(1, 24, 80)).astype(np.float32) - 5.0
+  x, _, _ = net.bottom(tf.constant(frames))
+  shifted, _, _ = net.bottom(tf.constant(frames * 3.0 - 2.0))
+  np.testing.assert_allclose(shifted.numpy(), x.numpy(), atol=1e-4)
+  # The default keeps the raw features of runs made before the option; the named sets normalise.
+  assert not AudioModality(16, blocks=2, time_strides=1).normalize
+  assert get_hparams("multimodel_small").audio_normalize
+
+
 def test_audio_odd_lengths_follow_the_strides():
   x, mask, _ = AudioModality(8, blocks=2, time_strides=2).bottom(tf.ones([1, 9, 80]))
   assert x.shape == (1, 3, 8) and mask.shape == (1, 3)
@@ -85,6 +111,7 @@ def test_label_smoothing_raises_the_floor():
 
 
 @pytest.mark.parametrize("net", [SymbolModality(20, 8), ImageModality(8, 16), AudioModality(8, 2, 1),
+                                 AudioModality(8, 2, 1, normalize=True),
                                  ClassLabelModality(8, 3, rank=1), ClassLabelModality(8, 3, rank=2)])
 def test_config_round_trip(net):
   assert type(net).from_config(net.get_config()).get_config() == net.get_config()
