@@ -106,7 +106,7 @@ def _train_steps_per_second(args, iterators: dict, sampler, seconds: float) -> f
     name = sampler.problem_at(step)
     step_fn = trainer._train_fn(name, iterators[name].element_spec)
     start = time.perf_counter()
-    float(step_fn(next(iterators[name])))  # the trainer blocks on each step's loss too
+    float(step_fn(next(iterators[name]))[0])  # the trainer blocks on each step's loss too
     elapsed = time.perf_counter() - start
     step, calls[name] = step + 1, calls[name] + 1
     if calls[name] <= 2:

@@ -36,6 +36,7 @@ from tqdm import tqdm
 
 from t2t_multimodel import checkpointing, distribute, evaluate, evaluation, inputs, run_dir, serving
 from t2t_multimodel.errors import UserError
+from t2t_multimodel.layers.moe import MixtureOfExperts
 from t2t_multimodel.mixing import ProblemSampler
 from t2t_multimodel.model import MODELS
 from t2t_multimodel.problem import SPLITS
@@ -152,6 +153,10 @@ class Trainer:
     self.vocab = load_vocab(config.data_dir) if any(p.has_text for p in config.problems) else None
     self.evaluator = evaluation.Evaluator(self.model, config.problems, hp, config.data_dir,
                                           self.vocab, seed=config.seed)
+    self._moe_layers = [layer for layer in self.model._flatten_layers()
+                        if isinstance(layer, MixtureOfExperts)]
+    # Only the capacity dispatch drops assignments: its dropped share is logged with the losses.
+    self._moe_capacity = bool(self._moe_layers) and hp.moe_dispatch == "capacity"
     self._train_fns: dict[str, tf.types.experimental.PolymorphicFunction] = {}
     self._writers: dict[str, tf.summary.SummaryWriter] = {}
     self._path = functools.partial(os.path.join, config.output_dir)
@@ -202,11 +207,12 @@ class Trainer:
       while step < config.train_steps:
         problem = self.sampler.problem_at(step)
         batch = self._next_batch(iterators, problem)
-        loss = float(self._train_fn(problem, iterators[problem].element_spec)(batch))
+        loss, dropped = self._train_fn(problem, iterators[problem].element_spec)(batch)
+        loss = float(loss)
         if not math.isfinite(loss):
           raise TrainingDivergedError(self._diverged_message(loss, step + 1, problem, ckpt))
         step += 1
-        window.add(problem, loss)
+        window.add(problem, loss, float(dropped) if self._moe_capacity else None)
         progress.update(1)
         progress.set_postfix(loss=f"{window.mean():.3f}", problem=problem, refresh=False)
         if step % config.log_every == 0 or step == config.train_steps:
@@ -243,14 +249,16 @@ class Trainer:
       replica_step = functools.partial(self._replica_step, problem=problem)
 
       def train_step(batch):
-        per_replica_loss = self.strategy.run(replica_step, args=(batch,))
-        return self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica_loss, axis=None)
+        per_replica_loss, per_replica_dropped = self.strategy.run(replica_step, args=(batch,))
+        return (self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica_loss, axis=None),
+                self.strategy.reduce(tf.distribute.ReduceOp.MEAN, per_replica_dropped, axis=None))
 
       self._train_fns[problem] = tf.function(train_step, input_signature=[batch_spec])
     return self._train_fns[problem]
 
   def _replica_step(self, batch, problem: str):
-    """One replica's part of a step; returns its share of the global mean loss."""
+    """One replica's part of a step; returns its share of the global mean loss and the mean
+    share of MoE assignments its layers dropped for lack of capacity (0 when none can drop)."""
     context = tf.distribute.get_replica_context()
     with tf.GradientTape() as tape:
       logits = self.model(batch, problem=problem, training=True)
@@ -259,6 +267,9 @@ class Trainer:
       loss = mean_loss * count / tf.maximum(global_count, 1.0)
       if self.model.losses:
         loss += tf.add_n(self.model.losses) / self.replicas
+    dropped = [layer.last_dropped_fraction for layer in self._moe_layers
+               if layer.last_dropped_fraction is not None]
+    dropped = tf.add_n(dropped) / len(dropped) if dropped else tf.constant(0.0)
     variables = self.model.trainable_variables
     pairs = [(tf.convert_to_tensor(g), v) for g, v in zip(tape.gradient(loss, variables), variables)
              if g is not None]
@@ -267,7 +278,7 @@ class Trainer:
       grads, _ = tf.clip_by_global_norm(grads, self.config.hparams.clip_grad_norm)
     # The optimizer sums the replicas' gradients again: hand it each replica's share.
     self.optimizer.apply([g / self.replicas for g in grads], [v for _, v in pairs])
-    return loss
+    return loss, dropped
 
   # --- Data. -------------------------------------------------------------------------------------
 
@@ -336,6 +347,9 @@ class Trainer:
   def _log_training(self, step: int, record: dict) -> None:
     record["learning_rate"] = float(self.schedule(step - 1))
     losses = ", ".join(f"{name}={value:.3f}" for name, value in record["loss"].items())
+    if "moe_dropped" in record:
+      losses += "; MoE dropped: " + ", ".join(
+          f"{name}={value:.1%}" for name, value in record["moe_dropped"].items())
     log.info("step %d lr %.3g %.2f steps/s loss: %s", step, record["learning_rate"],
              record["steps_per_sec"], losses)
     if not self.chief:
@@ -345,6 +359,8 @@ class Trainer:
     write_scalar("steps_per_sec", record["steps_per_sec"], step=step)
     for name, value in record["loss"].items():
       write_scalar(f"{name}/loss", value, step=step)
+    for name, value in record.get("moe_dropped", {}).items():
+      write_scalar(f"{name}/moe_dropped", value, step=step)
 
   def _summary_writer(self, split: str) -> tf.summary.SummaryWriter:
     if split not in self._writers:
@@ -369,15 +385,19 @@ class Trainer:
 
 
 class _LossWindow:
-  """Per-problem training losses since the last log line, and the steps/s over that span."""
+  """Per-problem training losses (and MoE dropped shares, under the capacity dispatch) since the
+  last log line, and the steps/s over that span."""
 
   def __init__(self, step: int):
     self._start_step, self._start_time = step, time.perf_counter()
     self._losses: dict[str, list[float]] = {}
+    self._dropped: dict[str, list[float]] = {}
     self._recent: list[float] = []
 
-  def add(self, problem: str, loss: float) -> None:
+  def add(self, problem: str, loss: float, dropped: float | None = None) -> None:
     self._losses.setdefault(problem, []).append(loss)
+    if dropped is not None:
+      self._dropped.setdefault(problem, []).append(dropped)
     self._recent = (self._recent + [loss])[-50:]
 
   def mean(self) -> float:
@@ -389,5 +409,7 @@ class _LossWindow:
               "steps_per_sec": (step - self._start_step) / max(now - self._start_time, 1e-9),
               "loss": {name: sum(v) / len(v) for name, v in sorted(self._losses.items())},
               "steps": {name: len(v) for name, v in sorted(self._losses.items())}}
-    self._start_step, self._start_time, self._losses = step, now, {}
+    if self._dropped:
+      record["moe_dropped"] = {name: sum(v) / len(v) for name, v in sorted(self._dropped.items())}
+    self._start_step, self._start_time, self._losses, self._dropped = step, now, {}, {}
     return record

@@ -180,8 +180,8 @@ def _mirrored_child(data_dir: str, output_dir: str, hparams: str) -> dict:
         real = tf.reduce_sum(tf.cast(batch["targets"] != 0, tf.int32), axis=1)
         report["half_token_counts"].append([int(tf.reduce_sum(real[:2])), int(tf.reduce_sum(real[2:]))])
       halves = iter(strategy.experimental_distribute_dataset(tf.data.Dataset.from_tensors(batch)))
-      report["losses"].append([float(single._train_fn(problem.name, batches.element_spec)(batch)),
-                               float(mirrored._train_fn(problem.name, halves.element_spec)(next(halves)))])
+      report["losses"].append([float(single._train_fn(problem.name, batches.element_spec)(batch)[0]),
+                               float(mirrored._train_fn(problem.name, halves.element_spec)(next(halves))[0])])
   weights = [(np.array(a), np.array(b)) for a, b in zip(single.model.variables + single.optimizer.variables,
                                                         mirrored.model.variables + mirrored.optimizer.variables)]
   report["steps"] = [int(single.optimizer.iterations.numpy()), int(mirrored.optimizer.iterations.numpy())]

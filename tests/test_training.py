@@ -93,6 +93,23 @@ def test_joint_training_writes_metrics_logs_and_checkpoints(train_data_dir, tiny
     assert list((tmp_path / "tensorboard" / split).glob("events.out.tfevents.*"))
 
 
+def test_the_capacity_dispatch_logs_its_dropped_share_with_the_losses(train_data_dir, tiny_hparams,
+                                                                      tmp_path):
+  # A capacity factor of 0.25 leaves room for a quarter of the assignments: most are dropped.
+  config = _config(train_data_dir, tmp_path / "capacity", tiny_hparams, 4,
+                   problems="translate_ende_bible", extra="moe_dispatch=capacity,moe_capacity_factor=0.25",
+                   final_eval_splits=())
+  training.Trainer(config).train()
+  log = run_dir.read_jsonl(str(tmp_path / "capacity" / run_dir.TRAIN_LOG_FILE))
+  assert [sorted(r["moe_dropped"]) for r in log] == [["translate_ende_bible"]] * 2
+  assert all(0.5 < r["moe_dropped"]["translate_ende_bible"] < 1.0 for r in log)
+  # The dropless dispatch drops nothing and logs no share.
+  config = _config(train_data_dir, tmp_path / "dropless", tiny_hparams, 2,
+                   problems="translate_ende_bible", final_eval_splits=())
+  training.Trainer(config).train()
+  assert "moe_dropped" not in run_dir.read_jsonl(str(tmp_path / "dropless" / run_dir.TRAIN_LOG_FILE))[0]
+
+
 def test_resumed_run_equals_an_uninterrupted_one(train_data_dir, tiny_hparams, tmp_path, caplog):
   skip_eval = {"final_eval_splits": ()}   # what is compared is the weights
   straight = training.Trainer(_config(train_data_dir, tmp_path / "straight", tiny_hparams, 6, **skip_eval))
