@@ -15,7 +15,9 @@ about 4,096 * 2 / E tokens, 34 at E = 240), and for 60 experts with the "capacit
 the share of assignments it drops is printed). The variants take turns within each of `--repeats`
 rounds after warm-up; figures are ratios of medians, with the spread of the per-round ratios,
 all measured in this one run; a `bound:` line says what limits the 60 and 240-expert ratios
-(expert weight traffic, not FLOPs). The last lines are `name=value`.
+(expert weight traffic, not FLOPs), and `moe_vs_balanced_240` sets the 240-expert layer against
+`BalancedExperts`, the same expert weights with routing solved in advance (a pre-sorted, perfectly
+balanced batched matmul): what the weight traffic alone costs. The last lines are `name=value`.
 """
 
 from __future__ import annotations
@@ -57,6 +59,39 @@ class DenseFFN(keras.layers.Layer):
 
   def call(self, x, training=False):
     return self.out(self.hidden(x))  # [B, T, D]
+
+
+class BalancedExperts(keras.layers.Layer):
+  """The MoE's expert work with routing solved in advance: each token's k copies pre-sorted into
+  E equal groups (ceil(N * k / E) rows each; the few rows past N * k are zeros), one batched matmul
+  [E, rows, D] x [E, D, F] -> ReLU -> [E, F, D], each token's k outputs summed. The same expert
+  weight shapes as a MixtureOfExperts of E experts, and no gating, sorting or gathering: the limit
+  that streaming E experts' weights sets."""
+
+  def __init__(self, num_experts: int, k: int, filter_size: int, **kwargs):
+    super().__init__(**kwargs)
+    self.num_experts, self.k, self.filter_size = num_experts, k, filter_size
+
+  def build(self, input_shape):
+    e, d, f = self.num_experts, input_shape[-1], self.filter_size
+    init = keras.initializers.GlorotUniform(seed=0)
+    self.w1 = self.add_weight(shape=(e, d, f), initializer=init, name="w1")
+    self.b1 = self.add_weight(shape=(e, 1, f), initializer="zeros", name="b1")
+    self.w2 = self.add_weight(shape=(e, f, d), initializer=init, name="w2")
+    self.b2 = self.add_weight(shape=(e, 1, d), initializer="zeros", name="b2")
+
+  def call(self, x, training=False):
+    shape, d = tf.shape(x), x.shape[-1]
+    tokens = tf.reshape(x, [-1, d])                                        # [N, D]
+    n = tokens.shape[0]
+    rows = -(-n * self.k // self.num_experts)                              # per expert
+    copies = tf.repeat(tokens, self.k, axis=0)                             # [N * k, D]
+    copies = tf.pad(copies, [[0, rows * self.num_experts - n * self.k], [0, 0]])
+    groups = tf.reshape(copies, [self.num_experts, rows, d])               # [E, rows, D]
+    hidden = tf.nn.relu(tf.matmul(groups, self.w1) + self.b1)              # [E, rows, F]
+    out = tf.reshape(tf.matmul(hidden, self.w2) + self.b2, [-1, d])        # [E * rows, D]
+    y = tf.reduce_sum(tf.reshape(out[:n * self.k], [n, self.k, d]), axis=1)  # [N, D]
+    return tf.reshape(y, shape)
 
 
 def _step_fn(layer, jit: bool):
@@ -187,15 +222,19 @@ def main(argv: list[str] | None = None) -> int:
         f"240):", flush=True)
   capacity = _moe(60, x, "capacity")
   print(_capacity_note(capacity, x), flush=True)
+  balanced = BalancedExperts(240, K, FILTER)
+  balanced.build(x.shape)
   steps = _variants({"moe60": _moe(60, x), "moe240": _moe(240, x), "moe60 capacity": capacity,
-                     "dense": _dense(x)}, x)
+                     "balanced240": balanced, "dense": _dense(x)}, x)
   times = _measure(steps, x, args.repeats)
   ratio_60, ratio_240 = _ratio(times, "moe60 jit", "dense"), _ratio(times, "moe240", "dense")
   ratio_capacity = _ratio(times, "moe60 capacity", "dense")
+  ratio_balanced = _ratio(times, "moe240", "balanced240")
   print(_bound_note(), flush=True)
   common.print_figure("moe_vs_dense_60", ratio_60)
   common.print_figure("moe_capacity_vs_dense_60", ratio_capacity)
   common.print_figure("moe_vs_dense_240", ratio_240)
+  common.print_figure("moe_vs_balanced_240", ratio_balanced)
   common.print_figure("moe_vs_dense", ratio)
   return 0
 
