@@ -40,7 +40,7 @@ demo: install
 	  --data_dir=$(DATA) --output_dir=$(RUN) --train_steps=$(STEPS) --mixing=uniform \
 	  --eval_every=$(EVAL_EVERY) --eval_examples=$(EVAL_EXAMPLES) --checkpoint_every=$(EVAL_EVERY))
 	$(call timed,decode,$(call decode_demo,$(RUN)))
-	$(BIN)/python -m t2t_multimodel.report --output_dir=$(RUN) --report=reports/demo.md \
+	$(BIN)/mm-report --output_dir=$(RUN) --report=reports/demo.md \
 	  --examples_dir=$(RUN)/decoder --timings=$(RUN)/timings.tsv
 
 # The recipe that learns on 2 cores (multimodel_small, batches of ~2k tokens, temperature mixing):
@@ -55,7 +55,7 @@ train: install
 	  --eval_every=3000 --eval_examples=100 --checkpoint_every=500 --final_eval_splits=,$(TRAIN_RUN))
 	$(call timed,evaluate,$(BIN)/mm-evaluate --output_dir=$(TRAIN_RUN) --split=test,$(TRAIN_RUN))
 	$(call timed,decode,$(call decode_demo,$(TRAIN_RUN)),$(TRAIN_RUN))
-	$(BIN)/python -m t2t_multimodel.report --output_dir=$(TRAIN_RUN) --report=reports/train.md \
+	$(BIN)/mm-report --output_dir=$(TRAIN_RUN) --report=reports/train.md \
 	  --examples_dir=$(TRAIN_RUN)/decoder --timings=$(TRAIN_RUN)/timings.tsv \
 	  --json=reports/train.json --notes=reports/train_notes.md --targets
 

@@ -52,6 +52,7 @@ setup(
             "mm-decoder=t2t_multimodel.bin.decoder:run",
             "mm-export=t2t_multimodel.bin.export:run",
             "mm-evaluate=t2t_multimodel.bin.evaluate:run",
+            "mm-report=t2t_multimodel.bin.report:run",
         ],
     },
 )

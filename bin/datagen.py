@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 
-from absl import app, flags
+from absl import flags
 
 from t2t_multimodel import cli
 
@@ -18,16 +18,14 @@ flags.DEFINE_string("tmp_dir", None, "Raw data and scratch space (default: <data
                     "Full-data problems look for their data sets here.")
 
 
-def main(argv):
-  del argv
-  with cli.user_errors("mm-datagen"):
-    cli.require(FLAGS.problems, "problems")
-    cli.require(FLAGS.data_dir, "data_dir")
-    from t2t_multimodel import datagen, problems  # after flag checks: fast --help
-    selected = problems.resolve(FLAGS.problems)
-    data_dir = os.path.expanduser(FLAGS.data_dir)
-    tmp_dir = os.path.expanduser(FLAGS.tmp_dir) if FLAGS.tmp_dir else None
-    manifests = datagen.generate(selected, data_dir, tmp_dir)
+def main():
+  cli.require(FLAGS.problems, "problems")
+  cli.require(FLAGS.data_dir, "data_dir")
+  from t2t_multimodel import datagen, problems  # after flag checks: fast --help
+  selected = problems.resolve(FLAGS.problems)
+  data_dir = os.path.expanduser(FLAGS.data_dir)
+  tmp_dir = os.path.expanduser(FLAGS.tmp_dir) if FLAGS.tmp_dir else None
+  manifests = datagen.generate(selected, data_dir, tmp_dir)
   for name, manifest in manifests.items():
     counts = ", ".join(f"{split}={n}" for split, n in manifest["counts"].items())
     leaked = manifest.get("leaked_targets")
@@ -36,8 +34,7 @@ def main(argv):
 
 
 def run():
-  cli.quiet_tensorflow()
-  app.run(main)
+  cli.run("mm-datagen", main)
 
 
 if __name__ == "__main__":

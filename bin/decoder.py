@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from absl import app, flags
+from absl import flags
 
 from t2t_multimodel import cli
 
@@ -26,29 +26,26 @@ flags.DEFINE_integer("max_length", 0, "Most tokens generated (0: the run's max_t
 flags.DEFINE_integer("batch_size", 32, "Lines decoded together from a file.", lower_bound=1)
 
 
-def main(argv):
-  del argv
-  with cli.user_errors("mm-decoder"):
-    cli.require(FLAGS.output_dir, "output_dir")
-    cli.require(FLAGS.problem, "problem")
-    from t2t_multimodel import serving  # after flag checks: fast errors and --help
-    decoder = serving.load_decoder(FLAGS.output_dir, FLAGS.problem, FLAGS.checkpoint_path,
-                                   FLAGS.beam_size, FLAGS.alpha, FLAGS.max_length or None)
-    if FLAGS.decode_from_file:
-      with open(FLAGS.decode_from_file, encoding="utf-8") as f:
-        lines = f.read().splitlines()
-      if FLAGS.decode_to_file:
-        with open(FLAGS.decode_to_file, "w", encoding="utf-8") as out:
-          serving.decode_file(decoder, lines, out, FLAGS.batch_size)
-      else:
-        serving.decode_file(decoder, lines, sys.stdout, FLAGS.batch_size)
+def main():
+  cli.require(FLAGS.output_dir, "output_dir")
+  cli.require(FLAGS.problem, "problem")
+  from t2t_multimodel import serving  # after flag checks: fast errors and --help
+  decoder = serving.load_decoder(FLAGS.output_dir, FLAGS.problem, FLAGS.checkpoint_path,
+                                 FLAGS.beam_size, FLAGS.alpha, FLAGS.max_length or None)
+  if FLAGS.decode_from_file:
+    with open(FLAGS.decode_from_file, encoding="utf-8") as f:
+      lines = f.read().splitlines()
+    if FLAGS.decode_to_file:
+      with open(FLAGS.decode_to_file, "w", encoding="utf-8") as out:
+        serving.decode_file(decoder, lines, out, FLAGS.batch_size)
     else:
-      serving.decode_stream(decoder, sys.stdin, sys.stdout, interactive=sys.stdin.isatty())
+      serving.decode_file(decoder, lines, sys.stdout, FLAGS.batch_size)
+  else:
+    serving.decode_stream(decoder, sys.stdin, sys.stdout, interactive=sys.stdin.isatty())
 
 
 def run():
-  cli.quiet_tensorflow()
-  app.run(main)
+  cli.run("mm-decoder", main)
 
 
 if __name__ == "__main__":

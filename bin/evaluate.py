@@ -7,7 +7,7 @@ and prints a table. Everything but the split and the decoding comes from the run
 
 from __future__ import annotations
 
-from absl import app, flags
+from absl import flags
 
 from t2t_multimodel import cli
 
@@ -21,22 +21,19 @@ flags.DEFINE_string("data_dir", None, "The data (default: the run's own data dir
 flags.DEFINE_string("checkpoint_path", None, "A checkpoint (default: the run's latest).")
 
 
-def main(argv):
-  del argv
-  with cli.user_errors("mm-evaluate"):
-    cli.require(FLAGS.output_dir, "output_dir")
-    from t2t_multimodel import evaluate  # after flag checks: fast errors and --help
-    content = evaluate.evaluate_run(
-        FLAGS.output_dir, FLAGS.split, beam_size=FLAGS.beam_size, alpha=FLAGS.alpha,
-        max_length=FLAGS.max_length or None, data_dir=FLAGS.data_dir,
-        checkpoint_path=FLAGS.checkpoint_path)
+def main():
+  cli.require(FLAGS.output_dir, "output_dir")
+  from t2t_multimodel import evaluate  # after flag checks: fast errors and --help
+  content = evaluate.evaluate_run(
+      FLAGS.output_dir, FLAGS.split, beam_size=FLAGS.beam_size, alpha=FLAGS.alpha,
+      max_length=FLAGS.max_length or None, data_dir=FLAGS.data_dir,
+      checkpoint_path=FLAGS.checkpoint_path)
   print(evaluate.format_table(content))
   print(f"Written to {evaluate.eval_path(FLAGS.output_dir, FLAGS.split)}")
 
 
 def run():
-  cli.quiet_tensorflow()
-  app.run(main, flags_parser=cli.flags_parser("mm-evaluate"))
+  cli.run("mm-evaluate", main)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ tokenisation and decoding run inside the graph. Load it with tf.saved_model.load
 
 from __future__ import annotations
 
-from absl import app, flags
+from absl import flags
 
 from t2t_multimodel import cli
 
@@ -22,20 +22,17 @@ flags.DEFINE_float("alpha", 0.6, "Beam search length penalty.", lower_bound=0.0)
 flags.DEFINE_integer("max_length", 0, "Most tokens generated (0: the run's max_target_length).", lower_bound=0)
 
 
-def main(argv):
-  del argv
-  with cli.user_errors("mm-export"):
-    for flag in ("output_dir", "problem", "export_dir"):
-      cli.require(getattr(FLAGS, flag), flag)
-    from t2t_multimodel import serving
-    path = serving.export(FLAGS.output_dir, FLAGS.problem, FLAGS.export_dir, FLAGS.checkpoint_path,
-                          FLAGS.beam_size, FLAGS.alpha, FLAGS.max_length or None)
+def main():
+  for flag in ("output_dir", "problem", "export_dir"):
+    cli.require(getattr(FLAGS, flag), flag)
+  from t2t_multimodel import serving
+  path = serving.export(FLAGS.output_dir, FLAGS.problem, FLAGS.export_dir, FLAGS.checkpoint_path,
+                        FLAGS.beam_size, FLAGS.alpha, FLAGS.max_length or None)
   print(f"SavedModel written to {path}")
 
 
 def run():
-  cli.quiet_tensorflow()
-  app.run(main)
+  cli.run("mm-export", main)
 
 
 if __name__ == "__main__":

@@ -7,9 +7,7 @@
 
 from __future__ import annotations
 
-import sys
-
-from absl import app, flags
+from absl import flags
 
 from t2t_multimodel import cli
 
@@ -55,16 +53,13 @@ def settings_from_flags():
           reproduce.SMOKE_HPARAMS if smoke else ""), jobs=FLAGS.jobs or (2 if smoke else 1), smoke=smoke)
 
 
-def main(argv):
-  del argv
-  with cli.user_errors("reproduce"):
-    from t2t_multimodel import reproduce
-    sys.exit(reproduce.reproduce(settings_from_flags()))
+def main():
+  from t2t_multimodel import reproduce
+  return reproduce.reproduce(settings_from_flags())
 
 
 def run():
-  cli.quiet_tensorflow()
-  app.run(main)
+  cli.run("reproduce", main)
 
 
 if __name__ == "__main__":

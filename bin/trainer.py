@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from absl import app, flags
+from absl import flags
 
 from t2t_multimodel import cli
 
@@ -47,30 +47,27 @@ def registry_help() -> str:
   return "\n".join(lines)
 
 
-def main(argv):
-  del argv
-  with cli.user_errors("mm-trainer"):
-    if FLAGS.registry_help:
-      print(registry_help())
-      return
-    for name in ("problems", "hparams_set", "data_dir", "output_dir", "train_steps"):
-      cli.require(FLAGS[name].value, name)
-    from t2t_multimodel import distribute, run_config, training  # after flag checks: fast --help
-    config = run_config.resolve_config(
-        problems=FLAGS.problems, hparams_set=FLAGS.hparams_set, hparams=FLAGS.hparams,
-        data_dir=FLAGS.data_dir, output_dir=FLAGS.output_dir, train_steps=FLAGS.train_steps,
-        mixing=FLAGS.mixing, eval_every=FLAGS.eval_every, eval_examples=FLAGS.eval_examples,
-        eval_steps=FLAGS.eval_steps, final_eval_splits=tuple(FLAGS.final_eval_splits),
-        checkpoint_every=FLAGS.checkpoint_every, keep_checkpoints=FLAGS.keep_checkpoints,
-        seed=FLAGS.seed, overwrite=FLAGS.overwrite)
-    strategy = distribute.make_strategy(FLAGS.strategy)  # before any TensorFlow op
-    training.check_data(config)
-    training.train(config, strategy)
+def main():
+  if FLAGS.registry_help:
+    print(registry_help())
+    return
+  for name in ("problems", "hparams_set", "data_dir", "output_dir", "train_steps"):
+    cli.require(FLAGS[name].value, name)
+  from t2t_multimodel import distribute, run_config, training  # after flag checks: fast --help
+  config = run_config.resolve_config(
+      problems=FLAGS.problems, hparams_set=FLAGS.hparams_set, hparams=FLAGS.hparams,
+      data_dir=FLAGS.data_dir, output_dir=FLAGS.output_dir, train_steps=FLAGS.train_steps,
+      mixing=FLAGS.mixing, eval_every=FLAGS.eval_every, eval_examples=FLAGS.eval_examples,
+      eval_steps=FLAGS.eval_steps, final_eval_splits=tuple(FLAGS.final_eval_splits),
+      checkpoint_every=FLAGS.checkpoint_every, keep_checkpoints=FLAGS.keep_checkpoints,
+      seed=FLAGS.seed, overwrite=FLAGS.overwrite)
+  strategy = distribute.make_strategy(FLAGS.strategy)  # before any TensorFlow op
+  training.check_data(config)
+  training.train(config, strategy)
 
 
 def run():
-  cli.quiet_tensorflow()
-  app.run(main, flags_parser=cli.flags_parser("mm-trainer"))
+  cli.run("mm-trainer", main)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,10 @@
-"""Shared plumbing of the three thin CLIs: user mistakes become one line and exit code 2."""
+"""The one runner of the CLIs under bin/: flags, --helpshort, user mistakes, TensorFlow's chatter.
+
+Every CLI is a thin absl main that ends in `cli.run("mm-x", main)`, and so behaves the same:
+  - a bad flag (unknown, a value out of its range or enum) is `mm-x: error: <one line>`, exit 2;
+  - a user's mistake raised by `main` (USER_ERRORS) is the same one line with exit code 2;
+  - --helpshort (and --help) print the CLI's docstring and its own flags.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,8 @@ import contextlib
 import logging
 import os
 import sys
+import types
+from typing import Callable, NoReturn
 
 from t2t_multimodel.errors import UserError
 
@@ -17,15 +25,72 @@ class UsageError(UserError, ValueError):
   """A bad flag combination, reported as one line."""
 
 
+def run(program: str, main: Callable[[], int | None]) -> None:
+  """Runs the CLI `program`: parses the flags, then calls `main()` under absl's app.run.
+
+  `main` takes no arguments (no CLI takes positional ones; they are ignored) and returns None or
+  an exit code. The flags are parsed before TensorFlow loads, so --helpshort and a bad flag answer
+  at once. TensorFlow is loaded (quietly) before app.run installs absl's logging handler: its
+  logger configures itself by whether the root logger has handlers when it first logs.
+  """
+  from absl import app
+
+  _describe_as_main_module(sys.modules[main.__module__])
+  app.define_help_flags()  # --help, --helpshort, --helpfull: app.run would define them on parsing
+  remaining = parse_flags(program, sys.argv)
+  quiet_tensorflow()
+
+  def main_with_user_errors(argv: list[str]) -> int | None:
+    del argv
+    with user_errors(program):
+      return main()
+
+  # The flags are parsed already: app.run's flags_parser only hands the remaining arguments on.
+  app.run(main_with_user_errors, argv=remaining, flags_parser=lambda argv: argv)
+
+
+def _describe_as_main_module(module: types.ModuleType) -> None:
+  """Makes absl's --helpshort describe the CLI `module`: its docstring and its flags.
+
+  absl's usage() prints the docstring of `__main__` and `FLAGS.main_module_help()`: the key flags
+  of the module named `sys.argv[0]`, the name absl gives to flags defined in `__main__`. A console
+  script's `__main__` is pip's wrapper, which imports the CLI's module: its flags are registered
+  under the module's own name, so --helpshort listed none. Declaring them key to the main module
+  too, with FlagValues' public `register_key_flag_for_module` (what `flags.adopt_module_key_flags`
+  does for the calling module, which here would be this one), fixes that without renaming
+  modules or rewriting sys.argv. Under `python -m` the flags are key to `sys.argv[0]` already.
+  """
+  from absl import flags
+
+  for flag in flags.FLAGS.get_key_flags_for_module(module):
+    flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+  sys.modules["__main__"].__doc__ = module.__doc__
+
+
+def parse_flags(program: str, argv: list[str]) -> list[str]:
+  """absl's `FLAGS(argv)`: the arguments left. A bad flag (unknown, a value out of its range or
+  enum) is reported as `program: error: <one line>` with exit code 2."""
+  from absl import flags
+
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    _fail(program, e)
+
+
 @contextlib.contextmanager
 def user_errors(program: str):
   """Turns USER_ERRORS (UserError and its subclasses, missing files) into `program: error: <one line>` and exit code 2."""
   try:
     yield
   except USER_ERRORS as e:
-    message = " ".join(str(e).split()) or type(e).__name__
-    print(f"{program}: error: {message}", file=sys.stderr)
-    sys.exit(2)
+    _fail(program, e)
+
+
+def _fail(program: str, error: BaseException) -> NoReturn:
+  message = " ".join(str(error).split()) or type(error).__name__
+  print(f"{program}: error: {message}", file=sys.stderr)
+  sys.exit(2)
 
 
 def quiet_tensorflow() -> None:
@@ -44,20 +109,6 @@ def quiet_tensorflow() -> None:
   finally:
     os.dup2(saved, 2)
     os.close(saved)
-
-
-def flags_parser(program: str):
-  """absl's flag parser for `app.run(..., flags_parser=...)`, with a bad flag (unknown, a value out
-  of its range or enum) reported as `program: error: <one line>` and exit code 2."""
-  def parse(argv: list[str]) -> list[str]:
-    from absl import flags
-    try:
-      return flags.FLAGS(argv)
-    except flags.Error as e:
-      print(f"{program}: error: {e}", file=sys.stderr)
-      sys.exit(2)
-
-  return parse
 
 
 def require(flag_value, name: str) -> None:

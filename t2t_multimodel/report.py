@@ -1,8 +1,8 @@
 """The report of a training run: final metrics per problem, curves, decoded examples (Markdown + PNG).
 
-  python -m t2t_multimodel.report --output_dir=runs/demo --report=reports/demo.md \
-      [--examples_dir=runs/demo/decoder] [--timings=runs/demo/timings.tsv] \
-      [--json=reports/demo.json] [--notes=NOTES.md]
+Its CLI is mm-report (bin/report.py; `python -m t2t_multimodel.report` runs it too):
+  mm-report --output_dir=runs/demo --report=reports/demo.md [--examples_dir=runs/demo/decoder] \
+      [--timings=runs/demo/timings.tsv] [--json=reports/demo.json] [--notes=NOTES.md] [--targets]
 
 Everything comes from the run dir the trainer wrote (see run_dir.py): metrics.jsonl (dev curves,
 final test metrics), train_log.jsonl (training loss per problem, steps/s), decodes.jsonl (greedy
@@ -15,13 +15,11 @@ The plots are written beside the report: `<report stem>_loss.png` and `<report s
 
 from __future__ import annotations
 
-import argparse
 import glob
 import os
-import sys
 from typing import Sequence
 
-from t2t_multimodel import cli, run_dir, targets
+from t2t_multimodel import run_dir, targets
 from t2t_multimodel.errors import UserError
 
 _NOT_METRICS = ("step", "problem", "split")
@@ -225,25 +223,6 @@ def write_report(output_dir: str, report_path: str, examples_dir: str | None = N
   return report_path
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-  parser = argparse.ArgumentParser(prog="python -m t2t_multimodel.report", description=__doc__.split("\n")[0])
-  parser.add_argument("--output_dir", required=True, help="The mm-trainer run.")
-  parser.add_argument("--report", required=True, help="The Markdown file to write.")
-  parser.add_argument("--examples_dir", help="<problem>.in / <problem>.out pairs from mm-decoder.")
-  parser.add_argument("--timings", help="TSV of stage<TAB>seconds.")
-  parser.add_argument("--json", help="Where to write the final test figures as JSON.")
-  parser.add_argument("--notes", help="A Markdown file appended to the report.")
-  parser.add_argument("--targets", action="store_true", help="Add make train's quality targets.")
-  args = parser.parse_args(argv)
-  cli.quiet_tensorflow()
-  try:
-    print(write_report(args.output_dir, args.report, args.examples_dir, args.timings, args.json,
-                       args.notes, args.targets))
-  except UserError as e:
-    print(f"{parser.prog}: error: {e}", file=sys.stderr)
-    return 2
-  return 0
-
-
-if __name__ == "__main__":
-  sys.exit(main())
+if __name__ == "__main__":  # the spelling before mm-report
+  from t2t_multimodel.bin.report import run as _run
+  _run()

@@ -1,5 +1,9 @@
 """The run report: final test metrics, curves and decoded examples from a run dir's files."""
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from t2t_multimodel import report, run_dir, targets
@@ -71,10 +75,13 @@ def test_a_run_without_a_final_evaluation_is_a_one_line_error(tmp_path):
     report.write_report(str(tmp_path), str(tmp_path / "demo.md"))
 
 
-def test_cli_names_a_missing_run(tmp_path, capsys):
-  assert report.main([f"--output_dir={tmp_path}", f"--report={tmp_path / 'r.md'}"]) == 2
-  err = capsys.readouterr().err.strip()
-  assert "No training run in" in err and len(err.splitlines()) == 1
+def test_mm_report_names_a_missing_run_in_one_line(tmp_path):
+  mm_report = os.path.join(os.path.dirname(sys.executable), "mm-report")
+  result = subprocess.run([mm_report, f"--output_dir={tmp_path}", f"--report={tmp_path / 'r.md'}"],
+                          capture_output=True, text=True, timeout=600)
+  assert result.returncode == 2
+  lines = result.stderr.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith("mm-report: error: No training run in"), result.stderr
 
 
 def test_report_writes_final_figures_as_json_and_appends_notes(tmp_path):
