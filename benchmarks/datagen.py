@@ -25,6 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks import common  # noqa: E402
 from t2t_multimodel import datagen  # noqa: E402
+from t2t_multimodel.data_dir import manifest_path  # noqa: E402
 from t2t_multimodel.vocab import vocab_path  # noqa: E402
 
 MIXTURE = "mm8_mini"
@@ -33,7 +34,7 @@ MIXTURE = "mm8_mini"
 def recorded_seconds(problems, data_dir: str) -> dict[str, tuple[float, float]]:
   """name -> (seconds, file mtime) of the vocabulary and of each problem, as datagen wrote them."""
   paths = {"vocabulary": vocab_path(data_dir) + ".json"}
-  paths.update({p.name: datagen.manifest_path(data_dir, p.name) for p in problems})
+  paths.update({p.name: manifest_path(data_dir, p.name) for p in problems})
   recorded = {}
   for name, path in paths.items():
     with open(path) as f:

@@ -26,7 +26,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from t2t_multimodel import inputs, mixing, run_config, training  # noqa: E402
-from t2t_multimodel.dataset import DataNotFoundError  # noqa: E402
+from t2t_multimodel.data_dir import DataNotFoundError, dataset_sizes  # noqa: E402
 from t2t_multimodel.hparams.multimodel import multimodel_tiny  # noqa: E402
 
 
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
   from t2t_multimodel import problems  # the registry; imported after the flags are parsed
   selected = problems.resolve(args.problems)
   try:
-    sizes = inputs.dataset_sizes(selected, args.data_dir)
+    sizes = dataset_sizes(selected, args.data_dir)
   except DataNotFoundError:
     print(f"No {args.problems} data in {args.data_dir}: run mm-datagen --problems={args.problems} "
           f"--data_dir={args.data_dir}", file=sys.stderr)

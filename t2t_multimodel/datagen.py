@@ -23,26 +23,11 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from t2t_multimodel import features, leakage
+from t2t_multimodel.data_dir import manifest_path, shard_path, write_json_atomic
 from t2t_multimodel.problem import SPLITS, Problem
 from t2t_multimodel.vocab import SubwordVocab, vocab_path
 
 DATA_FORMAT_VERSION = 2  # 2: symbol roles also keep their raw text ("<role>_text")
-MANIFEST_SUFFIX = ".manifest.json"
-
-
-def shard_path(data_dir: str, problem: str, split: str, index: int, num_shards: int) -> str:
-  return os.path.join(data_dir, f"{problem}-{split}-{index:05d}-of-{num_shards:05d}")
-
-
-def manifest_path(data_dir: str, problem: str) -> str:
-  return os.path.join(data_dir, problem + MANIFEST_SUFFIX)
-
-
-def write_json_atomic(path: str, value) -> None:
-  tmp = f"{path}.tmp-{os.getpid()}"
-  with open(tmp, "w") as f:
-    json.dump(value, f, indent=2, sort_keys=True)
-  os.replace(tmp, path)
 
 
 def ensure_vocab(problems: Sequence[Problem], data_dir: str, tmp_dir: str,

@@ -17,8 +17,8 @@ import os
 
 import tensorflow as tf
 
-from t2t_multimodel import checkpointing, evaluation, inputs, run_dir, serving
-from t2t_multimodel.dataset import data_record
+from t2t_multimodel import checkpointing, evaluation, run_dir, serving, shards
+from t2t_multimodel.data_dir import data_record
 from t2t_multimodel.errors import UserError
 from t2t_multimodel.problem import SPLITS
 from t2t_multimodel.problems import PROBLEMS
@@ -44,7 +44,7 @@ def check_split(split: str) -> str:
 
 def check_data(record: dict, problems, data_dir: str) -> None:
   """DataMismatchError (one line) unless `data_dir` holds the data the run was trained with."""
-  inputs.check_vocab(data_dir, record.get("vocab_sha256"))
+  shards.check_vocab(data_dir, record.get("vocab_sha256"))
   trained = record.get("data") or {}
   found = data_record(problems, data_dir)
   for name, then in trained.items():

@@ -1,7 +1,7 @@
 """The trainer's input pipeline: batches of one problem, bucketed by length, deterministic.
 
-Each example is read from the shards that mm-datagen wrote (the reading pieces of
-`dataset.load_split`: `split_files` and `features.parse_fn`), then preprocessed
+Each example is read from the shards that mm-datagen wrote (`shards.read_files`, which checks
+that each shard's records cover the whole file, and `features.parse_fn`), then preprocessed
 by a small per-modality function chosen by the modality name:
 
   symbol       int32 [T]. Inputs longer than max_input_length are cut keeping
@@ -27,10 +27,6 @@ Evaluation batches hold `hparams.eval_batch_size` examples in generation order (
 shards restores it) and carry each symbol target's untruncated text as "targets_text", the
 reference that text metrics score against. `sample=N` keeps a fixed, seeded sample of N
 examples spread over the whole split (periodic dev evaluations), never the head of a shard.
-
-Each shard is read through a check that the records read cover the whole file:
-a corrupt or truncated shard ends the pipeline with an error naming the file
-(`as_corrupt_data_error` turns it into a one-line `CorruptDataError`).
 """
 
 from __future__ import annotations
@@ -38,33 +34,19 @@ from __future__ import annotations
 import math
 import os
 import random
-import re
 from typing import Callable, NamedTuple, Sequence
 
 import tensorflow as tf
 
-from t2t_multimodel.errors import UserError
-from t2t_multimodel import audio, features
-from t2t_multimodel.dataset import read_manifest, split_files
+from t2t_multimodel import audio, features, shards
+from t2t_multimodel.data_dir import read_manifest, split_files
 from t2t_multimodel.hparams.base import HParams
 from t2t_multimodel.modalities import image_strides
 from t2t_multimodel.problem import Problem
-from t2t_multimodel.vocab import VOCAB_FILENAME, load_vocab
 
 CACHE_LIMIT_BYTES = 1 << 30       # decoded splits estimated below this are cached in memory.
 SHUFFLE_BUFFER = 10_000           # examples; fewer if they are large (SHUFFLE_LIMIT_BYTES).
 SHUFFLE_LIMIT_BYTES = 256 << 20
-RECORD_OVERHEAD_BYTES = 16        # a TFRecord: length (8) + its CRC (4) + data + data CRC (4).
-_CHECK_BATCH = 256                # records summed at once by the shard check.
-_CORRUPT = "Corrupt or truncated TFRecord file"
-
-
-class CorruptDataError(UserError, ValueError):
-  """A shard that cannot be read back whole; the message names the file."""
-
-
-class VocabMismatchError(UserError, ValueError):
-  """The data dir's vocabulary is not the one a run was trained with."""
 
 
 # --- Per-modality preprocessing, chosen by the modality's name. ----------------------------------
@@ -178,40 +160,7 @@ def body_positions(modality: str, hp: HParams, length: int = 0) -> int:
   return BODY_POSITIONS[modality](hp, length)
 
 
-# --- Reading shards with a whole-file check. ------------------------------------------------------
-
-
-def _checked_records(path: tf.Tensor, size: tf.Tensor) -> tf.data.Dataset:
-  """The records of one file; fails naming the file if they do not cover all `size` bytes."""
-  chunks = tf.data.TFRecordDataset(path).ignore_errors().batch(_CHECK_BATCH)
-  end = tf.data.Dataset.from_tensors((tf.zeros([0], tf.string), True))
-  flagged = chunks.map(lambda chunk: (chunk, False)).concatenate(end)
-
-  def count(consumed, item):
-    chunk, last = item
-    lengths = tf.cast(tf.strings.length(chunk), tf.int64) + RECORD_OVERHEAD_BYTES  # [N]
-    consumed += tf.reduce_sum(lengths)
-    return consumed, (chunk, last, consumed)
-
-  def check(chunk, last, consumed):
-    ok = tf.logical_or(tf.logical_not(last), tf.equal(consumed, size))
-    message = tf.strings.join([_CORRUPT, " ", path, ": records cover ", tf.strings.as_string(consumed),
-                               " of its ", tf.strings.as_string(size), " bytes"])
-    tf.debugging.Assert(ok, [message])
-    return chunk
-
-  return flagged.scan(tf.constant(0, tf.int64), count).map(check).unbatch()
-
-
-def _read_files(files: Sequence[str], *, training: bool, seed: int) -> tf.data.Dataset:
-  """Training: shards shuffled and interleaved. Eval: a round robin, i.e. generation order."""
-  sizes = [os.path.getsize(path) for path in files]
-  paths = tf.data.Dataset.from_tensor_slices((list(files), tf.constant(sizes, tf.int64)))
-  if training:
-    paths = paths.shuffle(len(files), seed=seed)
-    return paths.interleave(_checked_records, cycle_length=min(len(files), 8),
-                            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-  return paths.interleave(_checked_records, cycle_length=len(files), block_length=1)
+# --- Seeded evaluation samples. -----------------------------------------------------------------
 
 
 def sample_indices(count: int, size: int, seed: int = 0) -> list[int]:
@@ -222,23 +171,6 @@ def sample_indices(count: int, size: int, seed: int = 0) -> list[int]:
   if size <= 0 or size >= count:
     return list(range(count))
   return sorted(random.Random(f"{seed}/{count}/{size}").sample(range(count), size))
-
-
-def as_corrupt_data_error(error: BaseException) -> CorruptDataError | None:
-  """The one-line CorruptDataError hidden in a tf.data error from our reader, else None."""
-  match = re.search(_CORRUPT + r" (.+?): records cover (\d+) of its (\d+) bytes", str(error))
-  if not match:
-    return None
-  path, read, size = match.groups()
-  return CorruptDataError(f"{_CORRUPT} {path}: its records cover {read} of its {size} bytes. "
-                          f"{_regenerate_hint(path)}")
-
-
-def _regenerate_hint(path: str) -> str:
-  name = re.sub(r"-(train|dev|test)-\d{5}-of-\d{5}$", "", os.path.basename(path))
-  data_dir = os.path.dirname(path) or "."
-  return (f"Delete {os.path.join(data_dir, name + '.manifest.json')} and rerun "
-          f"mm-datagen --problems={name} --data_dir={data_dir}")
 
 
 # --- The public pipeline. -------------------------------------------------------------------------
@@ -259,13 +191,13 @@ def problem_dataset(problem: Problem, split: str, data_dir: str, hparams: HParam
   Raises:
     DataNotFoundError: the problem has no manifest in `data_dir`.
     CorruptDataError: a shard is missing. A corrupt shard fails while reading
-      (see `as_corrupt_data_error`); `check_shards` finds it up front.
+      (see `shards.as_corrupt_data_error`); `shards.check_shards` finds it up front.
   """
   files = split_files(problem, split, data_dir)
-  _require_files(problem, files)
+  shards.require_files(files)
   count = read_manifest(problem, data_dir)["counts"][split]
   example_bytes = _decoded_example_bytes(problem, hparams, files, count)
-  records = _read_files(files, training=training, seed=seed)
+  records = shards.read_files(files, training=training, seed=seed)
   if not training and 0 < sample < count:
     mask = [False] * count
     for index in sample_indices(count, sample, seed):
@@ -292,13 +224,6 @@ def _options() -> tf.data.Options:
   # Our only stateful op is the shard check's Assert, which has no state: iterators can be saved.
   options.experimental_external_state_policy = tf.data.experimental.ExternalStatePolicy.IGNORE
   return options
-
-
-def _require_files(problem: Problem, files: Sequence[str]) -> None:
-  for path in files:
-    if not os.path.exists(path):
-      raise CorruptDataError(f"Missing shard {path} of problem {problem.name}. "
-                             f"{_regenerate_hint(path)}")
 
 
 def _decoded_example_bytes(problem: Problem, hp: HParams, files: Sequence[str], count: int) -> int:
@@ -403,73 +328,3 @@ def _pad_axis1_to_multiple(value: tf.Tensor, multiple: int | None) -> tf.Tensor:
   padded = (length + multiple - 1) // multiple * multiple
   paddings = [[0, 0], [0, padded - length]] + [[0, 0]] * (value.shape.rank - 2)
   return tf.pad(value, paddings)                                       # [B, padded, ...]
-
-
-# --- Sizes, shard and vocabulary checks. ----------------------------------------------------------
-
-
-def dataset_sizes(problems: Sequence[Problem], data_dir: str, split: str = "train") -> dict[str, int]:
-  """Example counts of `split` per problem name, from the manifests mm-datagen wrote."""
-  return {p.name: int(read_manifest(p, data_dir)["counts"][split]) for p in problems}
-
-
-def _scan_shard(path: str) -> tuple[int, int]:
-  """(records, bytes they cover) of one shard; CorruptDataError if a record fails its CRC."""
-  def add(state, chunk):
-    lengths = tf.cast(tf.strings.length(chunk), tf.int64) + RECORD_OVERHEAD_BYTES  # [N]
-    return state[0] + tf.size(chunk, tf.int64), state[1] + tf.reduce_sum(lengths)
-
-  chunks = tf.data.TFRecordDataset(path, buffer_size=1 << 20).batch(4096)
-  try:
-    records, covered = chunks.reduce((tf.constant(0, tf.int64), tf.constant(0, tf.int64)), add)
-  except tf.errors.DataLossError as e:
-    found = re.search(r"(corrupted|truncated) record at \d+", e.message)
-    reason = found.group(0) if found else "unreadable record"
-    raise CorruptDataError(f"{_CORRUPT} {path}: {reason}. {_regenerate_hint(path)}") from None
-  return int(records), int(covered)
-
-
-def _round_robin_counts(total: int, num_shards: int) -> list[int]:
-  """Records per shard as datagen deals them (example i goes to shard i % num_shards)."""
-  return [total // num_shards + (i < total % num_shards) for i in range(num_shards)]
-
-
-def check_shards(problem: Problem, split: str, data_dir: str) -> int:
-  """Reads every shard of `split` whole (CRCs checked); returns the example count.
-
-  Raises:
-    CorruptDataError: one line naming the first missing, corrupt or truncated shard.
-  """
-  files = split_files(problem, split, data_dir)
-  _require_files(problem, files)
-  expected = read_manifest(problem, data_dir)["counts"][split]
-  counts = []
-  for path in files:
-    records, covered = _scan_shard(path)
-    size = os.path.getsize(path)
-    if covered != size:
-      raise CorruptDataError(f"{_CORRUPT} {path}: its records cover {covered} of its {size} bytes. "
-                             f"{_regenerate_hint(path)}")
-    counts.append(records)
-  if sum(counts) != expected:
-    dealt = _round_robin_counts(expected, len(files))
-    short = [path for path, n, m in zip(files, counts, dealt) if n != m] or files
-    raise CorruptDataError(f"{_CORRUPT} {short[0]}: {problem.name}/{split} holds {sum(counts)} "
-                           f"examples, its manifest {expected}. {_regenerate_hint(short[0])}")
-  return sum(counts)
-
-
-def check_vocab(data_dir: str, expected_sha256: str | None) -> str | None:
-  """Raises VocabMismatchError unless `data_dir`'s vocabulary has `expected_sha256`.
-
-  `expected_sha256` None (a run without text problems) checks nothing. Returns the sha256 found.
-  """
-  if expected_sha256 is None:
-    return None
-  found = load_vocab(data_dir).sha256
-  if found != expected_sha256:
-    raise VocabMismatchError(
-        f"The vocabulary in {data_dir} (sha256 {found[:12]}) is not the one the run was trained with "
-        f"(sha256 {expected_sha256[:12]}): use the run's data dir, or copy the run's "
-        f"{VOCAB_FILENAME} into {data_dir} and rerun mm-datagen there.")
-  return found

@@ -16,9 +16,9 @@ import os
 from typing import Any
 
 from t2t_multimodel import hparams as hparams_lib
-from t2t_multimodel import inputs, problems as problems_lib, run_dir
+from t2t_multimodel import problems as problems_lib, run_dir, shards
 from t2t_multimodel.mixing import mixing_rates
-from t2t_multimodel.dataset import data_record, read_manifest
+from t2t_multimodel.data_dir import data_record, dataset_sizes, read_manifest
 from t2t_multimodel.errors import UserError
 from t2t_multimodel.hparams.base import HParams, HParamsError
 from t2t_multimodel.model import MODELS
@@ -97,7 +97,7 @@ def resolve_config(*, problems: str, hparams_set: str, data_dir: str, output_dir
   if not os.path.isdir(data_dir):
     raise FileNotFoundError(f"No data dir {data_dir}: run mm-datagen --problems={problems} "
                             f"--data_dir={data_dir} first.")
-  rates = mixing_rates(inputs.dataset_sizes(selected, data_dir), mixing)
+  rates = mixing_rates(dataset_sizes(selected, data_dir), mixing)
   config = RunConfig(
       spec=problems, problems=selected, hparams=hp, data_dir=data_dir, output_dir=output_dir,
       train_steps=train_steps, rates=rates, vocab_sha256=_check_vocab(selected, hp, data_dir),
@@ -135,7 +135,7 @@ def _check_vocab(selected: tuple[Problem, ...], hp: HParams, data_dir: str) -> s
   for problem in text_problems:
     written_with = read_manifest(problem, data_dir).get("vocab_sha256")
     if written_with and written_with != vocab.sha256:
-      raise inputs.VocabMismatchError(
+      raise shards.VocabMismatchError(
           f"The shards of {problem.name} in {data_dir} were written with another vocabulary "
           f"(sha256 {written_with[:12]}) than {data_dir}'s (sha256 {vocab.sha256[:12]}): rerun "
           f"mm-datagen --problems={problem.name} --data_dir={data_dir}")
@@ -150,5 +150,5 @@ def _check_existing_run(config: RunConfig) -> None:
   path = os.path.join(config.output_dir, run_dir.PROBLEMS_FILE)
   if not os.path.exists(path):
     return
-  inputs.check_vocab(config.data_dir, run_dir.read_json(path).get("vocab_sha256"))
+  shards.check_vocab(config.data_dir, run_dir.read_json(path).get("vocab_sha256"))
   run_dir.prepare(config.output_dir, config.hparams, config.record(), write=False)

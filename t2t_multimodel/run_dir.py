@@ -25,6 +25,7 @@ import os
 import shutil
 from typing import Any
 
+from t2t_multimodel.data_dir import write_json_atomic
 from t2t_multimodel.errors import UserError
 from t2t_multimodel.hparams.base import HParams
 from t2t_multimodel.vocab import VOCAB_FILENAME
@@ -172,9 +173,12 @@ def write_jsonl(path: str, records: list[dict]) -> None:
   os.replace(tmp, path)
 
 
-def write_json(path: str, value) -> None:
-  """Replaces `path` atomically with `value` as indented JSON."""
-  tmp = f"{path}.tmp-{os.getpid()}"
-  with open(tmp, "w") as f:
-    json.dump(value, f, indent=2, sort_keys=True)
-  os.replace(tmp, path)
+write_json = write_json_atomic  # a run's JSON files are replaced atomically, as a data dir's are
+
+
+def copy_vocab(data_dir: str, output_dir: str) -> None:
+  """Keeps the run's own copy of the vocabulary beside its checkpoints."""
+  source, target = os.path.join(data_dir, VOCAB_FILENAME), os.path.join(output_dir, VOCAB_FILENAME)
+  if os.path.exists(source) and not os.path.exists(target):
+    shutil.copyfile(source, target + ".tmp")
+    os.replace(target + ".tmp", target)

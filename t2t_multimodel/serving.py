@@ -8,7 +8,6 @@ decoder never needs the training flags repeated (T2T #672). The vocabulary is th
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 
 import tensorflow as tf
@@ -24,14 +23,6 @@ from t2t_multimodel.vocab import EOS_ID, VOCAB_FILENAME, SubwordVocab
 
 class CheckpointError(UserError, FileNotFoundError):
   """A run without a checkpoint, or a --checkpoint_path that does not exist."""
-
-
-def copy_vocab(data_dir: str, output_dir: str) -> None:
-  """Keeps the run's own copy of the vocabulary beside its checkpoints."""
-  source, target = os.path.join(data_dir, VOCAB_FILENAME), os.path.join(output_dir, VOCAB_FILENAME)
-  if os.path.exists(source) and not os.path.exists(target):
-    shutil.copyfile(source, target + ".tmp")
-    os.replace(target + ".tmp", target)
 
 
 def run_vocab(output_dir: str, record: dict) -> SubwordVocab | None:

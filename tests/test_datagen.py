@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from t2t_multimodel import datagen, dataset
+from t2t_multimodel import data_dir as data_dir_lib, datagen, shards
 from t2t_multimodel.problem import CommandToken, Problem
 from t2t_multimodel.vocab import load_vocab, vocab_path
 
@@ -70,12 +70,12 @@ def test_generate_writes_named_shards_vocab_and_manifest(tmp_path):
   vocab = load_vocab(data_dir)
   assert manifests["toy_translate"]["vocab_sha256"] == vocab.sha256
   assert manifests["toy_images"]["vocab_sha256"] is None
-  dev = list(dataset.load_split(ToyTranslate(), "dev", data_dir).as_numpy_iterator())
+  dev = list(shards.load_split(ToyTranslate(), "dev", data_dir).as_numpy_iterator())
   assert [vocab.decode(ex["inputs"]) for ex in dev] == SENTENCES[40:50]
   assert [vocab.decode(ex["targets"]) for ex in dev] == [s.upper() for s in SENTENCES[40:50]]
-  train = list(dataset.load_split(ToyTranslate(), "train", data_dir).as_numpy_iterator())
+  train = list(shards.load_split(ToyTranslate(), "train", data_dir).as_numpy_iterator())
   assert sorted(vocab.decode(ex["inputs"]) for ex in train) == sorted(SENTENCES[:40])
-  images = list(dataset.load_split(ToyImages(), "test", data_dir).as_numpy_iterator())
+  images = list(shards.load_split(ToyImages(), "test", data_dir).as_numpy_iterator())
   assert [int(ex["targets"][0]) for ex in images] == [0, 1, 0, 1, 0, 1]
   assert images[1]["inputs"].shape == (4, 4, 3) and images[1]["inputs"].max() == pytest.approx(200 / 255)
 
@@ -115,9 +115,9 @@ def test_interrupted_problem_leaves_no_final_shard(tmp_path):
   names = _shards(data_dir, "toy_translate")
   assert "toy_translate-train-00000-of-00002.incomplete" in names
   assert all(name.endswith(".incomplete") for name in names)
-  assert not os.path.exists(datagen.manifest_path(data_dir, "toy_translate"))
-  with pytest.raises(dataset.DataNotFoundError, match="run mm-datagen --problems=toy_translate"):
-    dataset.load_split(ToyTranslate(), "train", data_dir)
+  assert not os.path.exists(data_dir_lib.manifest_path(data_dir, "toy_translate"))
+  with pytest.raises(data_dir_lib.DataNotFoundError, match="run mm-datagen --problems=toy_translate"):
+    shards.load_split(ToyTranslate(), "train", data_dir)
   datagen.generate([ToyTranslate()], data_dir, progress=False)
   assert not [n for n in _shards(data_dir, "toy_translate") if n.endswith(".incomplete")]
 
@@ -152,7 +152,7 @@ def test_sigkill_mid_write_leaves_no_final_shard(tmp_path):
   proc.wait()
   names = _shards(data_dir, "slow")
   assert names and all(name.endswith(".incomplete") for name in names)
-  assert not os.path.exists(datagen.manifest_path(data_dir, "slow"))
+  assert not os.path.exists(data_dir_lib.manifest_path(data_dir, "slow"))
 
 
 class ToyEcho(Problem):

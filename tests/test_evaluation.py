@@ -8,7 +8,7 @@ import sys
 import pytest
 import tensorflow as tf
 
-from t2t_multimodel import dataset, evaluate, evaluation, inputs, run_dir, serving
+from t2t_multimodel import data_dir as data_dir_lib, evaluate, evaluation, inputs, run_dir, serving, shards
 from t2t_multimodel.hparams import get_hparams
 from t2t_multimodel.model import MultiModel
 from t2t_multimodel.problems import PROBLEMS
@@ -29,9 +29,9 @@ def _make_run(output_dir: str, data_dir: str, checkpoint: bool = True) -> str:
   signatures = [p.signature() for p in problems]
   record = run_dir.problems_record(",".join(PROBLEM_NAMES), signatures, "uniform",
                                    {n: 0.5 for n in PROBLEM_NAMES}, 0, load_vocab(data_dir).sha256,
-                                   data_dir, data=dataset.data_record(problems, data_dir))
+                                   data_dir, data=data_dir_lib.data_record(problems, data_dir))
   run_dir.prepare(output_dir, hp, record)
-  serving.copy_vocab(data_dir, output_dir)
+  run_dir.copy_vocab(data_dir, output_dir)
   if checkpoint:
     model = MultiModel(hp, signatures)
     model.build_all()
@@ -55,7 +55,7 @@ def evaluator(run, train_data_dir):
 
 
 def _raw_targets(problem_name: str, split: str, data_dir: str) -> list[str]:
-  examples = dataset.load_split(PROBLEMS.get(problem_name), split, data_dir)
+  examples = shards.load_split(PROBLEMS.get(problem_name), split, data_dir)
   return [example["targets_text"].decode("utf-8") for example in examples.as_numpy_iterator()]
 
 
@@ -66,7 +66,7 @@ def _cli(*args):
 def test_whole_split_is_scored_against_untruncated_references(evaluator, train_data_dir):
   result = evaluator.evaluate_problem(PROBLEMS.get("translate_ende_bible"), "test")
   raw = _raw_targets("translate_ende_bible", "test", train_data_dir)
-  assert result.examples == len(raw) == inputs.dataset_sizes(
+  assert result.examples == len(raw) == data_dir_lib.dataset_sizes(
       [PROBLEMS.get("translate_ende_bible")], train_data_dir, "test")["translate_ende_bible"]
   # The references are the stored texts, in generation order, whatever max_target_length cut.
   assert [decode["reference"] for decode in result.decodes] == raw
@@ -81,7 +81,7 @@ def test_whole_split_is_scored_against_untruncated_references(evaluator, train_d
 
 def test_class_labels_cover_the_whole_split(evaluator, train_data_dir):
   result = evaluator.evaluate_problem(PROBLEMS.get("image_digits"), "test")
-  assert result.examples == inputs.dataset_sizes([PROBLEMS.get("image_digits")], train_data_dir,
+  assert result.examples == data_dir_lib.dataset_sizes([PROBLEMS.get("image_digits")], train_data_dir,
                                                  "test")["image_digits"]
   assert len(result.decodes) == result.examples and "chrf" not in result.metrics
 
@@ -89,7 +89,7 @@ def test_class_labels_cover_the_whole_split(evaluator, train_data_dir):
 def test_a_dev_sample_is_fixed_and_spread_over_the_split(evaluator, train_data_dir):
   # The train split has 4 shards: a sample must come from all of them, not the head of one.
   problem = PROBLEMS.get("translate_ende_bible")
-  count = inputs.dataset_sizes([problem], train_data_dir, "train")[problem.name]
+  count = data_dir_lib.dataset_sizes([problem], train_data_dir, "train")[problem.name]
   first = evaluator.evaluate_problem(problem, "train", sample=20)
   again = evaluator.evaluate_problem(problem, "train", sample=20)
   assert first.examples == 20 and first.decodes == again.decodes
@@ -106,7 +106,7 @@ def test_mm_evaluate_writes_whole_split_figures(run, train_data_dir):
   result = _cli(f"--output_dir={run}", "--split=test")
   assert result.returncode == 0, result.stderr[-3000:]
   content = evaluate.read_results(run, "test")
-  counts = inputs.dataset_sizes([PROBLEMS.get(n) for n in PROBLEM_NAMES], train_data_dir, "test")
+  counts = data_dir_lib.dataset_sizes([PROBLEMS.get(n) for n in PROBLEM_NAMES], train_data_dir, "test")
   assert {name: entry["examples"] for name, entry in content["problems"].items()} == counts
   assert content["step"] == 7 and content["decoding"] == {"beam_size": 1, "alpha": 0.6, "max_length": 8}
   assert "bleu" in content["problems"]["translate_ende_bible"]["metrics"]

@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from t2t_multimodel import datagen, inputs, modalities
+from t2t_multimodel import data_dir as data_dir_lib, datagen, inputs, modalities, shards
 from t2t_multimodel.hparams.multimodel import multimodel_tiny
 from t2t_multimodel.problem import CommandToken, Problem
 from t2t_multimodel.vocab import EOS_ID, load_vocab
@@ -295,54 +295,54 @@ def _copy_problem(data_dir, tmp_path, name="toy_symbols"):
 
 
 def test_check_shards_passes_on_good_data(data_dir):
-  assert inputs.check_shards(ToySymbols(), "train", data_dir) == 30
-  assert inputs.check_shards(ToySpeech(), "dev", data_dir) == 5
+  assert shards.check_shards(ToySymbols(), "train", data_dir) == 30
+  assert shards.check_shards(ToySpeech(), "dev", data_dir) == 5
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip", "drop_record"])
 def test_a_damaged_shard_is_named(data_dir, tmp_path, damage):
   copy = _copy_problem(data_dir, tmp_path)
-  shard = datagen.shard_path(copy, "toy_symbols", "train", 1, 3)
+  shard = data_dir_lib.shard_path(copy, "toy_symbols", "train", 1, 3)
   raw = open(shard, "rb").read()
   damaged = {"truncate": raw[:-7], "flip": raw[:40] + bytes([raw[40] ^ 0xFF]) + raw[41:],
              "drop_record": raw[:16 + int.from_bytes(raw[:8], "little")]}[damage]
   with open(shard, "wb") as f:
     f.write(damaged)
-  with pytest.raises(inputs.CorruptDataError, match=f"{shard}.*mm-datagen --problems=toy_symbols"):
-    inputs.check_shards(ToySymbols(), "train", copy)
+  with pytest.raises(shards.CorruptDataError, match=f"{shard}.*mm-datagen --problems=toy_symbols"):
+    shards.check_shards(ToySymbols(), "train", copy)
   if damage == "drop_record":  # whole records missing: only the manifest's count tells.
     return
   with pytest.raises(tf.errors.OpError) as raised:
     _batches(ToySymbols(), copy, n=30)
-  error = inputs.as_corrupt_data_error(raised.value)
-  assert isinstance(error, inputs.CorruptDataError) and shard in str(error)
+  error = shards.as_corrupt_data_error(raised.value)
+  assert isinstance(error, shards.CorruptDataError) and shard in str(error)
   assert "\n" not in str(error)
 
 
 def test_a_missing_shard_is_named(data_dir, tmp_path):
   copy = _copy_problem(data_dir, tmp_path)
-  shard = datagen.shard_path(copy, "toy_symbols", "train", 2, 3)
+  shard = data_dir_lib.shard_path(copy, "toy_symbols", "train", 2, 3)
   os.remove(shard)
-  for call in (lambda: inputs.check_shards(ToySymbols(), "train", copy),
+  for call in (lambda: shards.check_shards(ToySymbols(), "train", copy),
                lambda: _batches(ToySymbols(), copy, n=1)):
-    with pytest.raises(inputs.CorruptDataError, match=shard):
+    with pytest.raises(shards.CorruptDataError, match=shard):
       call()
 
 
 def test_as_corrupt_data_error_ignores_other_errors():
-  assert inputs.as_corrupt_data_error(tf.errors.InvalidArgumentError(None, None, "bad shape")) is None
+  assert shards.as_corrupt_data_error(tf.errors.InvalidArgumentError(None, None, "bad shape")) is None
 
 
 def test_dataset_sizes(data_dir):
-  assert inputs.dataset_sizes([ToySymbols(), ToyImages(), ToySpeech()], data_dir) == {
+  assert data_dir_lib.dataset_sizes([ToySymbols(), ToyImages(), ToySpeech()], data_dir) == {
       "toy_symbols": 30, "toy_images": 10, "toy_speech": 12}
-  assert inputs.dataset_sizes([ToyImages()], data_dir, split="dev") == {"toy_images": 6}
+  assert data_dir_lib.dataset_sizes([ToyImages()], data_dir, split="dev") == {"toy_images": 6}
 
 
 def test_check_vocab(data_dir):
   sha = load_vocab(data_dir).sha256
-  assert inputs.check_vocab(data_dir, sha) == sha
-  assert inputs.check_vocab(data_dir, None) is None
-  with pytest.raises(inputs.VocabMismatchError, match=f"{data_dir}.*{sha[:12]}") as raised:
-    inputs.check_vocab(data_dir, "0" * 64)
+  assert shards.check_vocab(data_dir, sha) == sha
+  assert shards.check_vocab(data_dir, None) is None
+  with pytest.raises(shards.VocabMismatchError, match=f"{data_dir}.*{sha[:12]}") as raised:
+    shards.check_vocab(data_dir, "0" * 64)
   assert isinstance(raised.value, ValueError) and "\n" not in str(raised.value)

@@ -1,14 +1,12 @@
 """resolve_config: every flag is checked before training starts, each mistake is one UserError."""
 
-import json
 import os
-import shutil
 
 import pytest
 
-from t2t_multimodel import inputs, run_dir
+from t2t_multimodel import run_dir, shards
 from t2t_multimodel.errors import UserError
-from t2t_multimodel.run_config import ConfigError, resolve_config
+from t2t_multimodel.run_config import resolve_config
 from t2t_multimodel.vocab import SubwordVocab, vocab_path
 
 
@@ -65,7 +63,7 @@ def test_a_run_trained_with_another_vocabulary_is_refused(train_data_dir, tmp_pa
   config = _resolve(train_data_dir, tmp_path)
   record = dict(config.record(), vocab_sha256="0" * 64)
   run_dir.prepare(config.output_dir, config.hparams, record)
-  with pytest.raises(inputs.VocabMismatchError, match="not the one the run was trained with"):
+  with pytest.raises(shards.VocabMismatchError, match="not the one the run was trained with"):
     _resolve(train_data_dir, tmp_path)
 
 
@@ -74,5 +72,5 @@ def test_shards_written_with_another_vocabulary_are_refused(copy_data, tmp_path)
   os.remove(vocab_path(data_dir))
   SubwordVocab.build(["a small other vocabulary", "made of other words"] * 50, vocab_path(data_dir),
                      vocab_size=400)
-  with pytest.raises(inputs.VocabMismatchError, match="translate_ende_bible .* another vocabulary"):
+  with pytest.raises(shards.VocabMismatchError, match="translate_ende_bible .* another vocabulary"):
     _resolve(data_dir, tmp_path)

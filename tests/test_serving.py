@@ -33,7 +33,7 @@ def run(tmp_path_factory):
   record = run_dir.problems_record("translate_ende_bible,image_digits", signatures, "proportional",
                                    {n: 0.5 for n in PROBLEM_NAMES}, 0, vocab.sha256, str(data_dir))
   run_dir.prepare(str(output_dir), hp, record)
-  serving.copy_vocab(str(data_dir), str(output_dir))
+  run_dir.copy_vocab(str(data_dir), str(output_dir))
   model = MultiModel(hp, signatures)
   model.build_all()
   manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=model),
