@@ -60,13 +60,11 @@ import collections
 import functools
 import hashlib
 import importlib.resources
-import io
 import re
 import unicodedata
 from typing import TYPE_CHECKING, Iterable, Iterator, NamedTuple
 
-from PIL import Image
-
+from t2t_multimodel.features import to_rgb_png
 from t2t_multimodel.problem import SPLITS, CommandToken, MissingDataError, Problem, Sample
 
 if TYPE_CHECKING:
@@ -229,16 +227,6 @@ def catalogue() -> tuple[dict[str, tuple[Entry, ...]], tuple[str, ...]]:
     split_of.update((entry.filename, split) for entry in group)
   splits = {split: tuple(entry for entry in named if split_of[entry.filename] == split) for split in SPLITS}
   return splits, tuple(unnamed)
-
-
-def to_rgb_png(data: bytes) -> bytes:
-  """PNG bytes (RGBA or palette with transparency) -> RGB PNG bytes composited onto white."""
-  with Image.open(io.BytesIO(data)) as image:
-    rgba = image.convert("RGBA")                                        # [72, 72, 4]
-  white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-  buffer = io.BytesIO()
-  Image.alpha_composite(white, rgba).convert("RGB").save(buffer, format="PNG")  # [72, 72, 3]
-  return buffer.getvalue()
 
 
 class CaptionEmoji(Problem):

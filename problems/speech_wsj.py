@@ -38,9 +38,7 @@ import os
 import re
 from typing import Iterator, NamedTuple
 
-import numpy as np
-
-from t2t_multimodel import audio
+from t2t_multimodel.audio import check_sphere, featurize_file
 from t2t_multimodel.problem import CommandToken, MissingDataError, Problem, Sample
 
 AUDIO_EXTENSIONS = (".wav", ".wv1", ".sph")
@@ -50,10 +48,6 @@ _DOT_LINE = re.compile(r"^(?P<text>.*?)\s*\((?P<id>[^()\s]+)\)\s*$")
 _NOISE = re.compile(r"\[[^\]]*\]")
 _VERBAL_PUNCTUATION = re.compile(r"^[^\w\s]+(?=[A-Z][A-Z-]*$)")
 _NOT_TRANSCRIPT = re.compile(r"[^a-z0-9' ]")
-
-
-class UnsupportedAudioError(MissingDataError):
-  """An audio file that this reader cannot decode (e.g. shorten-compressed SPHERE)."""
 
 
 class Utterance(NamedTuple):
@@ -94,70 +88,6 @@ def read_tsv(path: str) -> dict[str, str]:
       if len(fields) == 2 and fields[0].lower().endswith(AUDIO_EXTENSIONS):
         texts[os.path.normpath(os.path.join(os.path.dirname(path), fields[0]))] = fields[1]
   return texts
-
-
-def read_sphere_header(path: str) -> tuple[dict[str, str | int | float], int]:
-  """(fields, header size in bytes) of a NIST SPHERE file."""
-  with open(path, "rb") as f:
-    head = f.read(16)
-    if not head.startswith(b"NIST_1A"):
-      raise UnsupportedAudioError(f"{path} is not a NIST SPHERE file (no NIST_1A header)")
-    size = int(head[8:16])
-    text = (head + f.read(size - 16)).decode("ascii", "replace")
-  fields: dict[str, str | int | float] = {}
-  for line in text.splitlines()[2:]:
-    parts = line.split(None, 2)
-    if not parts or parts[0] == "end_head":
-      break
-    if len(parts) == 3:
-      key, kind, value = parts
-      fields[key] = int(value) if kind == "-i" else float(value) if kind == "-r" else value.strip()
-  return fields, size
-
-
-def _check_sphere(path: str, fields) -> None:
-  coding = str(fields.get("sample_coding", "pcm"))
-  if "shorten" in coding:
-    wav = os.path.splitext(path)[0] + ".wav"
-    raise UnsupportedAudioError(
-        f"{path} is shorten-compressed NIST SPHERE (sample_coding {coding}): convert it to WAV with "
-        f"sph2pipe first (sph2pipe -f wav {path} {wav}); a .wav beside it is used")
-  if coding != "pcm" or fields.get("sample_n_bytes", 2) != 2 or "sample_rate" not in fields:
-    raise UnsupportedAudioError(
-        f"{path}: only 16-bit PCM SPHERE is read. Received: sample_coding={coding}, "
-        f"sample_n_bytes={fields.get('sample_n_bytes')}, sample_rate={fields.get('sample_rate')}")
-
-
-def read_sphere(path: str) -> tuple[np.ndarray, int]:
-  """(float32 waveform [S] in [-1, 1], sample rate) of an uncompressed 16-bit PCM SPHERE file."""
-  fields, size = read_sphere_header(path)
-  _check_sphere(path, fields)
-  dtype = ">i2" if fields.get("sample_byte_format") == "10" else "<i2"
-  with open(path, "rb") as f:
-    f.seek(size)
-    samples = np.frombuffer(f.read(), dtype=dtype)
-  channels = int(fields.get("channel_count", 1))
-  samples = samples[:len(samples) // channels * channels].reshape(-1, channels)   # [S, C]
-  return (samples.mean(axis=1) / 32768.0).astype(np.float32), int(fields["sample_rate"])
-
-
-def read_wav(path: str) -> tuple[np.ndarray, int]:
-  """(float32 waveform [S] in [-1, 1], sample rate) of a RIFF WAV file (PCM 8/16/24/32-bit or float)."""
-  from scipy.io import wavfile
-
-  rate, samples = wavfile.read(path)
-  if samples.dtype == np.uint8:
-    samples = (samples.astype(np.float32) - 128.0) / 128.0
-  elif np.issubdtype(samples.dtype, np.integer):
-    samples = samples.astype(np.float32) / float(-np.iinfo(samples.dtype).min)
-  samples = samples.reshape(len(samples), -1)                          # [S, C]
-  return samples.mean(axis=1).astype(np.float32), int(rate)
-
-
-def featurize(path: str) -> np.ndarray:
-  """An audio file -> log-mel features [frames, 80] of its 16 kHz waveform."""
-  waveform, rate = read_wav(path) if path.lower().endswith(".wav") else read_sphere(path)
-  return audio.log_mel_spectrogram(audio.resample(waveform, rate))    # [frames, 80]
 
 
 def find_utterances(root: str) -> list[Utterance]:
@@ -259,7 +189,7 @@ class SpeechWsj(Problem):
   def check_data(self, tmp_dir: str) -> None:
     for chosen in self.splits(tmp_dir).values():   # Fails early on a compressed file.
       if not chosen[0].path.lower().endswith(".wav"):
-        _check_sphere(chosen[0].path, read_sphere_header(chosen[0].path)[0])
+        check_sphere(chosen[0].path)
 
   def transcripts(self, split: str, tmp_dir: str) -> list[str]:
     """The targets of `split`, in generation order, without reading audio."""
@@ -267,7 +197,7 @@ class SpeechWsj(Problem):
 
   def generate_samples(self, split: str, tmp_dir: str) -> Iterator[Sample]:
     for utterance in self.splits(tmp_dir)[split]:
-      yield {"inputs": featurize(utterance.path), "targets": utterance.transcript}
+      yield {"inputs": featurize_file(utterance.path), "targets": utterance.transcript}
 
   def vocab_texts(self, tmp_dir: str) -> Iterator[str]:
     yield from self.transcripts("train", tmp_dir)

@@ -1,11 +1,15 @@
-"""Log-mel spectrogram features for the speech problems (tf.signal)."""
+"""Audio for the speech problems and the decoder: WAV and NIST SPHERE files read to waveforms,
+resampled to 16 kHz, turned into log-mel spectrogram features (tf.signal)."""
 
 from __future__ import annotations
 
 import functools
+import os
 
 import numpy as np
 import tensorflow as tf
+
+from t2t_multimodel.problem import MissingDataError
 
 SAMPLE_RATE = 16_000
 NUM_MEL_BINS = 80
@@ -39,3 +43,77 @@ def _log_mel(x: tf.Tensor, mel: tf.Tensor) -> tf.Tensor:
 def log_mel_spectrogram(waveform: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
   """Float waveform in [-1, 1] at `sample_rate` -> log-mel features [frames, NUM_MEL_BINS]."""
   return _log_mel(tf.convert_to_tensor(waveform, tf.float32), _mel_matrix(sample_rate)).numpy()
+
+
+# --- Audio files. ----------------------------------------------------------------------------------
+
+
+class UnsupportedAudioError(MissingDataError):
+  """An audio file that this reader cannot decode (e.g. shorten-compressed SPHERE)."""
+
+
+def read_sphere_header(path: str) -> tuple[dict[str, str | int | float], int]:
+  """(fields, header size in bytes) of a NIST SPHERE file."""
+  with open(path, "rb") as f:
+    head = f.read(16)
+    if not head.startswith(b"NIST_1A"):
+      raise UnsupportedAudioError(f"{path} is not a NIST SPHERE file (no NIST_1A header)")
+    size = int(head[8:16])
+    text = (head + f.read(size - 16)).decode("ascii", "replace")
+  fields: dict[str, str | int | float] = {}
+  for line in text.splitlines()[2:]:
+    parts = line.split(None, 2)
+    if not parts or parts[0] == "end_head":
+      break
+    if len(parts) == 3:
+      key, kind, value = parts
+      fields[key] = int(value) if kind == "-i" else float(value) if kind == "-r" else value.strip()
+  return fields, size
+
+
+def check_sphere(path: str, fields: dict | None = None) -> None:
+  """Raises UnsupportedAudioError unless `path` is SPHERE this reader decodes (16-bit PCM).
+  `fields`: its header, if read already."""
+  fields = read_sphere_header(path)[0] if fields is None else fields
+  coding = str(fields.get("sample_coding", "pcm"))
+  if "shorten" in coding:
+    wav = os.path.splitext(path)[0] + ".wav"
+    raise UnsupportedAudioError(
+        f"{path} is shorten-compressed NIST SPHERE (sample_coding {coding}): convert it to WAV with "
+        f"sph2pipe first (sph2pipe -f wav {path} {wav}); a .wav beside it is used")
+  if coding != "pcm" or fields.get("sample_n_bytes", 2) != 2 or "sample_rate" not in fields:
+    raise UnsupportedAudioError(
+        f"{path}: only 16-bit PCM SPHERE is read. Received: sample_coding={coding}, "
+        f"sample_n_bytes={fields.get('sample_n_bytes')}, sample_rate={fields.get('sample_rate')}")
+
+
+def read_sphere(path: str) -> tuple[np.ndarray, int]:
+  """(float32 waveform [S] in [-1, 1], sample rate) of an uncompressed 16-bit PCM SPHERE file."""
+  fields, size = read_sphere_header(path)
+  check_sphere(path, fields)
+  dtype = ">i2" if fields.get("sample_byte_format") == "10" else "<i2"
+  with open(path, "rb") as f:
+    f.seek(size)
+    samples = np.frombuffer(f.read(), dtype=dtype)
+  channels = int(fields.get("channel_count", 1))
+  samples = samples[:len(samples) // channels * channels].reshape(-1, channels)   # [S, C]
+  return (samples.mean(axis=1) / 32768.0).astype(np.float32), int(fields["sample_rate"])
+
+
+def read_wav(path: str) -> tuple[np.ndarray, int]:
+  """(float32 waveform [S] in [-1, 1], sample rate) of a RIFF WAV file (PCM 8/16/24/32-bit or float)."""
+  from scipy.io import wavfile
+
+  rate, samples = wavfile.read(path)
+  if samples.dtype == np.uint8:
+    samples = (samples.astype(np.float32) - 128.0) / 128.0
+  elif np.issubdtype(samples.dtype, np.integer):
+    samples = samples.astype(np.float32) / float(-np.iinfo(samples.dtype).min)
+  samples = samples.reshape(len(samples), -1)                          # [S, C]
+  return samples.mean(axis=1).astype(np.float32), int(rate)
+
+
+def featurize_file(path: str) -> np.ndarray:
+  """An audio file -> log-mel features [frames, 80] of its 16 kHz waveform."""
+  waveform, rate = read_wav(path) if path.lower().endswith(".wav") else read_sphere(path)
+  return log_mel_spectrogram(resample(waveform, rate))    # [frames, 80]

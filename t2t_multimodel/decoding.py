@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 import tensorflow as tf
 
-from t2t_multimodel import features, inputs
+from t2t_multimodel import audio, features, inputs
 from t2t_multimodel.beam_search import beam_search, greedy_search
 from t2t_multimodel.hparams.base import HParams
 from t2t_multimodel.problem import Problem
@@ -21,14 +21,12 @@ from t2t_multimodel.vocab import EOS_ID, SubwordVocab
 
 
 def _read_image(path: str) -> tf.Tensor:
-  from t2t_multimodel.problems.caption_emoji import to_rgb_png  # any Pillow format, alpha on white
-  with open(path, "rb") as f:
-    return features.CODECS["image"].decode(tf.constant(to_rgb_png(f.read())))     # [H, W, 3]
+  with open(path, "rb") as f:  # any Pillow format, alpha composited onto white
+    return features.CODECS["image"].decode(tf.constant(features.to_rgb_png(f.read())))  # [H, W, 3]
 
 
 def _read_audio(path: str) -> tf.Tensor:
-  from t2t_multimodel.problems.speech_wsj import featurize  # WAV or SPHERE -> log-mel
-  return tf.constant(featurize(path), tf.float32)                                  # [F, 80]
+  return tf.constant(audio.featurize_file(path), tf.float32)  # WAV or SPHERE -> log-mel [F, 80]
 
 
 def _read_text(line: str, vocab: SubwordVocab) -> tf.Tensor:

@@ -11,6 +11,7 @@ One codec per modality, chosen by name (never by isinstance):
 
 from __future__ import annotations
 
+import io
 from typing import Any, Callable, NamedTuple
 
 import numpy as np
@@ -109,3 +110,16 @@ def parse_fn(input_modality: str, target_modality: str,
     return values
 
   return parse
+
+
+def to_rgb_png(data: bytes) -> bytes:
+  """Image bytes in any Pillow format (RGBA or palette with transparency too) -> RGB PNG bytes,
+  composited onto white: what the image codec stores."""
+  from PIL import Image  # only where images are read from files
+
+  with Image.open(io.BytesIO(data)) as image:
+    rgba = image.convert("RGBA")                                        # [H, W, 4]
+  white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+  buffer = io.BytesIO()
+  Image.alpha_composite(white, rgba).convert("RGB").save(buffer, format="PNG")  # [H, W, 3]
+  return buffer.getvalue()

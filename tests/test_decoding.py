@@ -1,6 +1,5 @@
 """Decoding with the model: cached greedy equals full recompute; beam search; raw inputs; odd lines."""
 
-import io
 import wave
 
 import numpy as np

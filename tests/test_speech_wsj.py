@@ -106,11 +106,11 @@ def test_sphere_and_wav_readers():
   import tempfile
   with tempfile.TemporaryDirectory() as folder:
     _sphere(os.path.join(folder, "a.wv1"), TRAIN_SPHERE, 16000)
-    waveform, rate = speech_wsj.read_sphere(os.path.join(folder, "a.wv1"))
+    waveform, rate = audio.read_sphere(os.path.join(folder, "a.wv1"))
     assert rate == 16000 and waveform.dtype == np.float32
     np.testing.assert_array_equal(waveform, TRAIN_SPHERE / 32768.0)     # big-endian, header skipped
     _wav(os.path.join(folder, "b.wav"), TRAIN_WAV, 22050)
-    waveform, rate = speech_wsj.read_wav(os.path.join(folder, "b.wav"))
+    waveform, rate = audio.read_wav(os.path.join(folder, "b.wav"))
     assert rate == 22050
     np.testing.assert_array_equal(waveform, TRAIN_WAV / 32768.0)
 
@@ -146,7 +146,7 @@ def test_samples_encode_and_parse_back(wsj_dir, tmp_path):
 
 def test_shorten_sphere_fails_with_one_line_naming_sph2pipe(wsj_dir):
   os.remove(os.path.join(wsj_dir, "wsj", "wsj0/si_et_20/440/440c0201.wav"))
-  with pytest.raises(speech_wsj.UnsupportedAudioError) as info:
+  with pytest.raises(audio.UnsupportedAudioError) as info:
     SpeechWsj().check_data(wsj_dir)
   message = str(info.value)
   assert "\n" not in message and "440c0201.wv1" in message
