@@ -33,8 +33,8 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from benchmarks import common  # noqa: E402
-from t2t_multimodel import inputs, training  # noqa: E402
-from t2t_multimodel.dataset import DataNotFoundError  # noqa: E402
+from t2t_multimodel import inputs, optimization  # noqa: E402
+from t2t_multimodel.data_dir import DataNotFoundError  # noqa: E402
 from t2t_multimodel.hparams import get_hparams  # noqa: E402
 from t2t_multimodel.model import MultiModel  # noqa: E402
 from t2t_multimodel.problems import PROBLEMS  # noqa: E402
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
   keras.utils.set_random_seed(0)
   model = MultiModel(hp, [problem.signature()])
   model.build_all()
-  optimizer = training.make_optimizer(hp)
+  optimizer = optimization.make_optimizer(hp)
   optimizer.build(model.trainable_variables)
   spec = {key: tf.TensorSpec([None, None], tf.int32) for key in ("inputs", "targets")}
   step = train_step_fn(model, optimizer, hp, PROBLEM, spec, jit=args.jit)

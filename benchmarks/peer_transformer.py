@@ -25,7 +25,7 @@ adds the command's embedding itself), so the peer uses "inputs" [B, S] (ids endi
 "targets" [B, T] (ids ending in EOS unless cut at max_target_length) as they are, and drops
 "targets_text" from evaluation batches after keeping it as the reference.
 
-Training mirrors ours: Adam with our warmup + rsqrt schedule (`training.make_optimizer`), our
+Training mirrors ours: Adam with our warmup + rsqrt schedule (`optimization.make_optimizer`), our
 label-smoothed cross-entropy over non-padding targets (`modalities.smoothed_cross_entropy`),
 gradients clipped by global norm at `clip_grad_norm`. Evaluation mirrors `evaluation.Evaluator`:
 the split in generation order (or its seeded sample), greedy decoding through a K/V cache with
@@ -59,7 +59,7 @@ from t2t_multimodel.hparams.base import HParams  # noqa: E402
 from t2t_multimodel.modalities import smoothed_cross_entropy  # noqa: E402
 from t2t_multimodel.model import MultiModel  # noqa: E402
 from t2t_multimodel.problems import get_problem  # noqa: E402
-from t2t_multimodel.training import make_optimizer  # noqa: E402
+from t2t_multimodel.optimization import make_optimizer  # noqa: E402
 from t2t_multimodel.vocab import EOS_ID, PAD_ID, load_vocab  # noqa: E402
 
 PROBLEM = "translate_ende_bible"

@@ -48,7 +48,7 @@ from t2t_multimodel import inputs, run_config, training  # noqa: E402
 from t2t_multimodel.hparams import get_hparams  # noqa: E402
 from t2t_multimodel.hparams.base import HParams  # noqa: E402
 from t2t_multimodel.problems import get_problem  # noqa: E402
-from t2t_multimodel.training import make_optimizer  # noqa: E402
+from t2t_multimodel.optimization import make_optimizer  # noqa: E402
 from t2t_multimodel.vocab import PAD_ID  # noqa: E402
 
 PROBLEM = peer_transformer.PROBLEM

@@ -67,7 +67,7 @@ class HParams:
   label_smoothing: float = 0.1
   # Optimiser: Adam, clipping by global norm. The rate warms up linearly to its peak, then decays
   # as 1/sqrt(step): lr(step) = learning_rate * min(step / warmup, sqrt(warmup / step)), step >= 1
-  # (training.WarmupRsqrtSchedule). Unlike T2T's noam, no hidden_size**-0.5 factor: what you set is
+  # (optimization.WarmupRsqrtSchedule). Unlike T2T's noam, no hidden_size**-0.5 factor: what you set is
   # what the optimiser gets at its peak.
   learning_rate: float = 7e-4       # the PEAK learning rate, reached at step learning_rate_warmup_steps.
   learning_rate_warmup_steps: int = 4000
@@ -83,7 +83,9 @@ class HParams:
   max_input_length: int = 256       # tokens or spectrogram frames/4; longer is cut.
   max_target_length: int = 128
   length_bucket_step: int = 16      # lengths are padded up to a multiple of this.
-  # Precision.
+  # Precision: float16 compute with float32 variables, logits, losses and MoE gates, and dynamic
+  # loss scaling (optimization.py), for the trainer's model; mm-evaluate, mm-decoder and mm-export
+  # build float32 models from its checkpoints.
   mixed_precision: bool = False
 
   def validate(self) -> "HParams":

@@ -10,7 +10,8 @@ The loss is the problem's label-smoothed cross-entropy plus the MoE balancing lo
 global token count of the step, so the replicas' gradients sum to the gradient of the global
 mean; the summed gradient is clipped by its global norm (clip_grad_norm) before Adam applies it.
 The learning rate warms up linearly to its peak, the `learning_rate` hparam, at step
-`learning_rate_warmup_steps`, then decays as 1/sqrt(step) (`WarmupRsqrtSchedule`).
+`learning_rate_warmup_steps`, then decays as 1/sqrt(step) (optimization.py); with
+`mixed_precision` the model computes in float16 and the loss is scaled dynamically.
 
 Evaluation every `eval_every` steps on a fixed, seeded sample of `eval_examples` dev examples per
 problem, and at the end on the whole dev and test splits, written to O/eval_{dev,test}.json as
@@ -34,10 +35,11 @@ import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
 from tqdm import tqdm
 
-from t2t_multimodel import checkpointing, distribute, evaluate, evaluation, inputs, run_dir, serving
+from t2t_multimodel import checkpointing, distribute, evaluate, evaluation, inputs, run_dir, shards
 from t2t_multimodel.errors import UserError
 from t2t_multimodel.layers.moe import MixtureOfExperts
 from t2t_multimodel.mixing import ProblemSampler
+from t2t_multimodel.optimization import dtype_policy, loss_scale, make_optimizer, make_schedule
 from t2t_multimodel.model import MODELS
 from t2t_multimodel.problem import SPLITS
 from t2t_multimodel.run_config import RunConfig
@@ -59,59 +61,11 @@ class TrainingDivergedError(UserError, FloatingPointError):
   """The loss became NaN or infinite; the message names the problem and the step."""
 
 
-@keras.saving.register_keras_serializable(package="t2t_multimodel")
-class WarmupRsqrtSchedule(keras.optimizers.schedules.LearningRateSchedule):
-  """Linear warmup to a peak, then rsqrt decay; the peak is the `learning_rate` hparam itself.
-
-  lr(step) = learning_rate * min(step / warmup_steps, sqrt(warmup_steps / step)),
-  with step counted from 1 (the optimizer's `iterations` + 1): exactly `learning_rate` at
-  step == warmup_steps. T2T's noam schedule has the same shape, with its peak hidden in
-  learning_rate * 5000 * 0.002 * hidden_size**-0.5 * warmup_steps**-0.5.
-
-  Args:
-    learning_rate: the peak learning rate.
-    warmup_steps: steps of linear warmup.
-
-  Example:
-    >>> schedule = WarmupRsqrtSchedule(1.8e-3, warmup_steps=200)
-    >>> float(schedule(199))   # step 200: the peak, 1.8e-3
-    >>> float(schedule(799))   # step 800: 4x the steps, half the peak
-  """
-
-  def __init__(self, learning_rate: float, warmup_steps: int):
-    if warmup_steps < 1:
-      raise ValueError(f"Expected `warmup_steps` >= 1. Received: warmup_steps={warmup_steps}")
-    if learning_rate <= 0:
-      raise ValueError(f"Expected `learning_rate` > 0. Received: learning_rate={learning_rate}")
-    self.learning_rate, self.warmup_steps = learning_rate, warmup_steps
-
-  def __call__(self, step):
-    step = tf.cast(step, tf.float32) + 1.0
-    warmup = float(self.warmup_steps)
-    return self.learning_rate * tf.minimum(step / warmup, tf.math.sqrt(warmup / step))
-
-  def get_config(self):
-    return {"learning_rate": self.learning_rate, "warmup_steps": self.warmup_steps}
-
-
-def make_schedule(hp) -> WarmupRsqrtSchedule:
-  """The schedule of `hp`: peak `learning_rate` at step `learning_rate_warmup_steps`."""
-  return WarmupRsqrtSchedule(hp.learning_rate, hp.learning_rate_warmup_steps)
-
-
-def make_optimizer(hp, schedule: keras.optimizers.schedules.LearningRateSchedule | None = None
-                   ) -> keras.optimizers.Adam:
-  """Adam with the warmup + rsqrt schedule; the train step clips the summed gradient."""
-  schedule = schedule or make_schedule(hp)
-  return keras.optimizers.Adam(learning_rate=schedule, beta_1=hp.adam_beta1, beta_2=hp.adam_beta2,
-                               epsilon=hp.adam_epsilon)
-
-
 def check_data(config: RunConfig) -> None:
   """Reads every shard of every split whole; CorruptDataError (one line naming the file) if bad."""
   for problem in config.problems:
     for split in SPLITS:
-      inputs.check_shards(problem, split, config.data_dir)
+      shards.check_shards(problem, split, config.data_dir)
 
 
 def train(config: RunConfig, strategy: tf.distribute.Strategy | None = None) -> dict:
@@ -143,7 +97,7 @@ class Trainer:
       raise UserError(f"Expected `{rule}` divisible by the {self.replicas} replicas. "
                       f"Received: {rule}={getattr(hp, rule)}")
     keras.utils.set_random_seed(config.seed)
-    with self.strategy.scope():
+    with self.strategy.scope(), dtype_policy(hp):
       self.model = MODELS.get(hp.model)(hp, [p.signature() for p in config.problems])
       self.model.build_all()
       self.schedule = make_schedule(hp)
@@ -173,7 +127,7 @@ class Trainer:
     run_dir.prepare(config.output_dir, config.hparams, config.record(), overwrite=config.overwrite,
                     write=self.chief)
     if self.chief and self.vocab is not None:  # the run keeps the vocabulary it was trained with
-      serving.copy_vocab(config.data_dir, config.output_dir)
+      run_dir.copy_vocab(config.data_dir, config.output_dir)
     # A barrier: no worker reads O/checkpoints before the chief has cleared it (--overwrite).
     distribute.same_on_all_workers(self.strategy, config.train_steps, "--train_steps")
     checkpoint_iterators = not distribute.is_distributed(self.strategy)
@@ -227,7 +181,7 @@ class Trainer:
     try:
       return next(iterators[problem])
     except tf.errors.OpError as e:
-      corrupt = inputs.as_corrupt_data_error(e)
+      corrupt = shards.as_corrupt_data_error(e)
       if corrupt is not None:
         raise corrupt from None
       raise
@@ -267,15 +221,17 @@ class Trainer:
       loss = mean_loss * count / tf.maximum(global_count, 1.0)
       if self.model.losses:
         loss += tf.add_n(self.model.losses) / self.replicas
+      scaled_loss = self.optimizer.scale_loss(loss)  # loss * the loss scale (mixed precision)
     dropped = [layer.last_dropped_fraction for layer in self._moe_layers
                if layer.last_dropped_fraction is not None]
     dropped = tf.add_n(dropped) / len(dropped) if dropped else tf.constant(0.0)
     variables = self.model.trainable_variables
-    pairs = [(tf.convert_to_tensor(g), v) for g, v in zip(tape.gradient(loss, variables), variables)
+    pairs = [(tf.convert_to_tensor(g), v) for g, v in zip(tape.gradient(scaled_loss, variables), variables)
              if g is not None]
     grads = context.all_reduce(tf.distribute.ReduceOp.SUM, [g for g, _ in pairs])  # the global gradient
-    if self.config.hparams.clip_grad_norm > 0:
-      grads, _ = tf.clip_by_global_norm(grads, self.config.hparams.clip_grad_norm)
+    if self.config.hparams.clip_grad_norm > 0:  # the norm of the loss-scaled gradient, so scaled
+      grads, _ = tf.clip_by_global_norm(
+          grads, self.config.hparams.clip_grad_norm * loss_scale(self.optimizer))
     # The optimizer sums the replicas' gradients again: hand it each replica's share.
     self.optimizer.apply([g / self.replicas for g in grads], [v for _, v in pairs])
     return loss, dropped

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from t2t_multimodel import checkpointing, inputs, training
+from t2t_multimodel import checkpointing, inputs, optimization
 from t2t_multimodel.hparams import get_hparams
 from t2t_multimodel.model import MultiModel
 from t2t_multimodel.problems import get_problem
@@ -17,7 +17,7 @@ def state(train_data_dir, tiny_hparams):
   problem = get_problem("image_digits")
   model = MultiModel(hp, [problem.signature()])
   model.build_all()
-  optimizer = training.make_optimizer(hp)
+  optimizer = optimization.make_optimizer(hp)
   optimizer.build(model.trainable_variables)
   iterator = iter(inputs.problem_dataset(problem, "train", train_data_dir, hp, training=True, seed=0))
   _advance(model, optimizer, iterator)

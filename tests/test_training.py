@@ -1,6 +1,5 @@
 """The joint training loop on real data: metrics, logs, resuming, NaN handling, learning."""
 
-import json
 import logging
 import math
 import types
@@ -10,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from t2t_multimodel import checkpointing, evaluate, inputs, run_dir, training
+from t2t_multimodel import checkpointing, data_dir as data_dir_lib, evaluate, optimization, run_dir, training
 from t2t_multimodel.errors import UserError
 from t2t_multimodel.hparams.multimodel import multimodel_tiny
 from t2t_multimodel.mixing import ProblemSampler
@@ -33,20 +32,20 @@ def _weights(trainer):
 
 
 def test_schedule_peaks_at_the_learning_rate_hparam():
-  schedule = training.WarmupRsqrtSchedule(2e-3, warmup_steps=100)
+  schedule = optimization.WarmupRsqrtSchedule(2e-3, warmup_steps=100)
   assert float(schedule(0)) == pytest.approx(2e-3 / 100, rel=1e-5)   # step 1 of warmup
   assert float(schedule(49)) == pytest.approx(1e-3, rel=1e-5)         # linear: half way, half
   assert float(schedule(99)) == pytest.approx(2e-3, rel=1e-5)         # the peak is learning_rate
   assert float(schedule(399)) == pytest.approx(1e-3, rel=1e-5)        # rsqrt: 4x the steps, half
   assert max(float(schedule(s)) for s in range(0, 400, 7)) <= 2e-3 * (1 + 1e-6)
   restored = keras.optimizers.schedules.deserialize(keras.optimizers.schedules.serialize(schedule))
-  assert isinstance(restored, training.WarmupRsqrtSchedule)
+  assert isinstance(restored, optimization.WarmupRsqrtSchedule)
   assert restored.get_config() == schedule.get_config() == {"learning_rate": 2e-3, "warmup_steps": 100}
   hp = multimodel_tiny()
-  assert float(training.make_schedule(hp)(hp.learning_rate_warmup_steps - 1)) == pytest.approx(
+  assert float(optimization.make_schedule(hp)(hp.learning_rate_warmup_steps - 1)) == pytest.approx(
       hp.learning_rate, rel=1e-5)
   with pytest.raises(ValueError, match="Expected `warmup_steps` >= 1. Received: warmup_steps=0"):
-    training.WarmupRsqrtSchedule(1e-3, warmup_steps=0)
+    optimization.WarmupRsqrtSchedule(1e-3, warmup_steps=0)
 
 
 def test_joint_training_writes_metrics_logs_and_checkpoints(train_data_dir, tiny_hparams, tmp_path):
@@ -65,8 +64,8 @@ def test_joint_training_writes_metrics_logs_and_checkpoints(train_data_dir, tiny
   assert results["test"]["image_digits"] == {k: v for k, v in records[4].items()
                                              if k not in ("step", "problem", "split", "examples")}
   # Periodic dev evaluations score the seeded sample; the final ones whole splits, as mm-evaluate.
-  counts = inputs.dataset_sizes(config.problems, train_data_dir, "test")
-  dev = inputs.dataset_sizes(config.problems, train_data_dir, "dev")
+  counts = data_dir_lib.dataset_sizes(config.problems, train_data_dir, "test")
+  dev = data_dir_lib.dataset_sizes(config.problems, train_data_dir, "dev")
   assert [r["examples"] for r in records] == [8, 8, dev["image_digits"], dev["translate_ende_bible"],
                                               counts["image_digits"], counts["translate_ende_bible"]]
   written = evaluate.read_results(str(tmp_path), "test")
@@ -108,6 +107,25 @@ def test_the_capacity_dispatch_logs_its_dropped_share_with_the_losses(train_data
                    problems="translate_ende_bible", final_eval_splits=())
   training.Trainer(config).train()
   assert "moe_dropped" not in run_dir.read_jsonl(str(tmp_path / "dropless" / run_dir.TRAIN_LOG_FILE))[0]
+
+
+def test_mixed_precision_trains_in_float16_with_loss_scaling(train_data_dir, tiny_hparams, tmp_path):
+  config = _config(train_data_dir, tmp_path, tiny_hparams, 4, extra="mixed_precision=True",
+                   final_eval_splits=())
+  trainer = training.Trainer(config)
+  assert keras.config.dtype_policy().name == "float32"  # the global policy is left as it was
+  assert isinstance(trainer.optimizer, keras.optimizers.LossScaleOptimizer)
+  dense = trainer.model.modality_nets["symbol"].softmax
+  assert (dense.dtype_policy.name, dense.compute_dtype) == ("float32", "float32")  # float32 logits
+  assert trainer.model.encoder.moe.compute_dtype == "float16"
+  assert all(v.dtype == "float32" for v in trainer.model.trainable_variables)
+  before = [np.array(v) for v in trainer.model.trainable_variables]
+  trainer.train()
+  log = run_dir.read_jsonl(str(tmp_path / run_dir.TRAIN_LOG_FILE))
+  assert all(math.isfinite(loss) for record in log for loss in record["loss"].values())
+  assert trainer.optimizer.iterations.numpy() == 4 and float(trainer.optimizer.dynamic_scale) > 1.0
+  changed = [np.any(np.array(v) != b) for v, b in zip(trainer.model.trainable_variables, before)]
+  assert sum(changed) > len(changed) // 2
 
 
 def test_resumed_run_equals_an_uninterrupted_one(train_data_dir, tiny_hparams, tmp_path, caplog):
