@@ -39,8 +39,8 @@ from t2t_multimodel import checkpointing, distribute, evaluate, evaluation, inpu
 from t2t_multimodel.errors import UserError
 from t2t_multimodel.layers.moe import MixtureOfExperts
 from t2t_multimodel.mixing import ProblemSampler
-from t2t_multimodel.optimization import dtype_policy, loss_scale, make_optimizer, make_schedule
 from t2t_multimodel.model import MODELS
+from t2t_multimodel.optimization import dtype_policy, loss_scale, make_optimizer, make_schedule
 from t2t_multimodel.problem import SPLITS
 from t2t_multimodel.run_config import RunConfig
 from t2t_multimodel.vocab import load_vocab
