@@ -190,6 +190,7 @@ def _mirrored_child(data_dir: str, output_dir: str, hparams: str) -> dict:
   return report
 
 
+@pytest.mark.slow  # ~3 min on 2 quiet cores: in `make test-all`, to keep `make test` under 15 min
 def test_two_mirrored_cpu_replicas_train_and_equal_one_device(train_data_dir, tiny_hparams, tmp_path):
   result = subprocess.run([sys.executable, __file__, train_data_dir, str(tmp_path), tiny_hparams],
                           capture_output=True, text=True, timeout=900)

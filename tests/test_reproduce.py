@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from t2t_multimodel import paper_numbers, paper_tables, reproduce
 from t2t_multimodel.paper_tables import Stat
 from t2t_multimodel.reproduce import MM8_MINI, Config, Settings
@@ -97,6 +99,7 @@ def _reproduce(*args):
   return subprocess.run(command, capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow  # ~2 min on 2 quiet cores: in `make test-all`, to keep `make test` under 15 min
 def test_reproduce_end_to_end_on_two_problems(train_data_dir, tiny_hparams, tmp_path):
   """The real driver on Table 2: a finished run is skipped, the two others are mm-trainer
   subprocesses (run side by side), then the table and its plot. (Tables 3 and 4 run in
