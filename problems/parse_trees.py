@@ -304,6 +304,7 @@ class ParseTrees(Problem):
   target_modality = "symbol"
   command = CommandToken.TO_PARSE_TREE
   metrics = ("bracket_f1", "exact_match")
+  vocab_symbols = trees.LINEAR_SYMBOLS
   train_shards = 4
   description = ("World English Bible sentences -> silver trees (spaCy en_core_web_sm parses "
                  "converted to PTB-style brackets), linearised; split by book")

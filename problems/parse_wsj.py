@@ -73,6 +73,7 @@ class ParseWsj(Problem):
   target_modality = "symbol"
   command = CommandToken.TO_PARSE_TREE
   metrics = ("bracket_f1", "exact_match")
+  vocab_symbols = trees.LINEAR_SYMBOLS
   train_shards = 4
   full_data = True
   description = "Penn Treebank WSJ (sections 02-21 / 22 / 23) -> linearised tree"

@@ -32,18 +32,45 @@ DATA_FORMAT_VERSION = 2  # 2: symbol roles also keep their raw text ("<role>_tex
 
 def ensure_vocab(problems: Sequence[Problem], data_dir: str, tmp_dir: str,
                  vocab_size: int = 8192) -> SubwordVocab:
-  """Loads `<data_dir>/vocab.mm8k.model`, or builds it from the problems' train text."""
+  """Loads `<data_dir>/vocab.mm8k.model`, or builds it from the problems' train text.
+
+  A vocabulary that lacks some of the problems' `vocab_symbols` as single pieces (one built by an
+  older mm-datagen) is rebuilt when it was built for these problems or a subset of them (their
+  shards are then regenerated, since manifests record the vocabulary's hash); one built for other
+  problems too is kept, with a warning, so their shards stay valid.
+  """
   path = vocab_path(data_dir)
+  text_problems = [p for p in problems if p.has_text]
+  names = [p.name for p in text_problems]
+  symbols = list(dict.fromkeys(s for p in text_problems for s in p.vocab_symbols))
   if os.path.exists(path):
-    return SubwordVocab(path)
-  names = [p.name for p in problems if p.has_text]
+    vocab = SubwordVocab(path)
+    missing = vocab.missing_symbols(symbols)
+    if not missing:
+      return vocab
+    built_for = _read_json(path + ".json").get("problems", [])
+    if not set(built_for) <= set(names):
+      logging.warning("The vocabulary %s lacks %d symbols as single pieces (%s) but serves other "
+                      "problems too (%s): kept as it is", path, len(missing), " ".join(missing[:5]),
+                      ", ".join(sorted(set(built_for) - set(names))))
+      return vocab
+    logging.warning("Rebuilding the vocabulary %s: it lacks %d symbols as single pieces (%s); the "
+                    "shards made with it will be regenerated", path, len(missing), " ".join(missing[:5]))
   logging.info("Building the shared %d-piece vocabulary from %s", vocab_size, ", ".join(names))
   start = time.time()
-  texts = itertools.chain.from_iterable(p.vocab_texts(tmp_dir) for p in problems if p.has_text)
-  vocab = SubwordVocab.build(texts, path, vocab_size)
+  texts = itertools.chain.from_iterable(p.vocab_texts(tmp_dir) for p in text_problems)
+  vocab = SubwordVocab.build(texts, path, vocab_size, symbols)
   write_json_atomic(path + ".json", {"problems": names, "size": vocab.size, "sha256": vocab.sha256,
-                                     "seconds": round(time.time() - start, 1)})
+                                     "symbols": symbols, "seconds": round(time.time() - start, 1)})
   return vocab
+
+
+def _read_json(path: str) -> dict:
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except (OSError, ValueError):
+    return {}
 
 
 def _expected_manifest(problem: Problem, vocab: SubwordVocab | None) -> dict:

@@ -59,6 +59,8 @@ class Problem:
     class_names: optional label names, for the decoder.
     full_data: True if the data must be brought by the user (see `data_help`).
     description: one line for --registry_help.
+    vocab_symbols: tokens of the problem's text that the shared vocabulary keeps whole, one piece
+      each (e.g. a linearised tree's "(NP" and ")NP"), wherever they stand after a space.
   """
 
   name: str = ""
@@ -73,6 +75,7 @@ class Problem:
   class_names: tuple[str, ...] = ()
   full_data: bool = False
   description: str = ""
+  vocab_symbols: tuple[str, ...] = ()
 
   def generate_samples(self, split: str, tmp_dir: str) -> Iterator[Sample]:
     """Yields the raw samples of `split` ("train", "dev" or "test") in a fixed order."""

@@ -54,6 +54,15 @@ PUNCTUATION_TAGS = frozenset({",", ":", "``", "''", "."})   # EVALB COLLINS.prm 
 ROOT_LABELS = frozenset({"", "TOP", "ROOT"})
 EQUAL_LABELS = {"PRT": "ADVP"}                               # EVALB COLLINS.prm EQ_LABEL
 NORMALIZED_TAG = "XX"
+# The Penn Treebank's phrase labels (Bies et al. 1995, section 1.3), function tags stripped.
+PHRASE_LABELS = ("ADJP", "ADVP", "CONJP", "FRAG", "INTJ", "LST", "NAC", "NP", "NX", "PP", "PRN",
+                 "PRT", "QP", "RRC", "S", "SBAR", "SBARQ", "SINV", "SQ", "UCP", "VP", "WHADJP",
+                 "WHADVP", "WHNP", "WHPP", "X")
+# Every token `linearize` writes: each phrase label's opening and closing bracket, XX and the kept
+# punctuation tags. Parsing problems ask the shared vocabulary to keep each one whole (one piece):
+# split into subwords, "(NP" is 2 pieces and "XX" 3, and a 57-symbol tree 131 tokens.
+LINEAR_SYMBOLS = tuple(f"{side}{label}" for label in PHRASE_LABELS for side in "()") + (
+    NORMALIZED_TAG,) + tuple(sorted(PUNCTUATION_TAGS))
 BRACKET_WORDS = {"-LRB-": "(", "-RRB-": ")", "-LCB-": "{", "-RCB-": "}", "-LSB-": "[", "-RSB-": "]"}
 _BRACKET_TOKEN = re.compile(r"\(|\)|[^\s()]+")
 _LINEARISED = re.compile(r"\)[^\s()]")

@@ -3,7 +3,9 @@
 Built once by mm-datagen into `<data_dir>/vocab.mm8k.model`, reused by the
 trainer and the decoder. Ids: 0 = PAD, 1 = EOS, 2 = UNK (T2T's convention).
 Identity normalisation and byte fallback make encode/decode invertible on any
-Unicode text.
+Unicode text. Symbols that problems ask for (`Problem.vocab_symbols`, e.g. a tree's "(NP") are
+SentencePiece user-defined pieces, each written with the word-boundary mark it follows in text
+("▁(NP"), so a symbol after a space is one id.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import sentencepiece as spm
 VOCAB_FILENAME = "vocab.mm8k.model"
 PAD_ID, EOS_ID, UNK_ID = 0, 1, 2
 NUM_RESERVED_IDS = 3
+WORD_BOUNDARY = "\u2581"  # SentencePiece's "▁", the space before a word.
 
 
 class SubwordVocab:
@@ -39,8 +42,12 @@ class SubwordVocab:
     self._sp = spm.SentencePieceProcessor(model_proto=self.model_proto)
 
   @classmethod
-  def build(cls, texts: Iterable[str], model_path: str, vocab_size: int = 8192) -> "SubwordVocab":
-    """Trains the model on `texts` and writes it atomically to `model_path`."""
+  def build(cls, texts: Iterable[str], model_path: str, vocab_size: int = 8192,
+            symbols: Sequence[str] = ()) -> "SubwordVocab":
+    """Trains the model on `texts` and writes it atomically to `model_path`; each of `symbols`
+    (no spaces in one) becomes one piece where it follows a space or starts the text."""
+    if any(not symbol or symbol != symbol.strip() or " " in symbol for symbol in symbols):
+      raise ValueError(f"Expected `symbols` without spaces. Received: symbols={list(symbols)!r}")
     buffer = io.BytesIO()
     lines = (t.replace("\n", " ") for t in texts if t)
     spm.SentencePieceTrainer.train(
@@ -49,6 +56,7 @@ class SubwordVocab:
         character_coverage=1.0, byte_fallback=True, normalization_rule_name="identity",
         remove_extra_whitespaces=False, split_digits=True,
         pad_id=PAD_ID, eos_id=EOS_ID, unk_id=UNK_ID, bos_id=-1,
+        user_defined_symbols=[WORD_BOUNDARY + symbol for symbol in dict.fromkeys(symbols)],
         input_sentence_size=2_000_000, shuffle_input_sentence=True, seed_sentencepiece_size=1_000_000,
         num_threads=os.cpu_count() or 1, minloglevel=2)
     tmp = f"{model_path}.tmp-{os.getpid()}"
@@ -78,6 +86,10 @@ class SubwordVocab:
 
   def pieces(self, text: str) -> list[str]:
     return self._sp.encode(text, out_type=str)
+
+  def missing_symbols(self, symbols: Iterable[str]) -> list[str]:
+    """The `symbols` that are not one piece of this vocabulary (after a space)."""
+    return [s for s in symbols if self._sp.piece_to_id(WORD_BOUNDARY + s) in (UNK_ID, PAD_ID)]
 
 
 def vocab_path(data_dir: str) -> str:

@@ -16,7 +16,7 @@ from PIL import Image
 
 from t2t_multimodel import data_dir as data_dir_lib, datagen, shards
 from t2t_multimodel.problem import CommandToken, Problem
-from t2t_multimodel.vocab import load_vocab, vocab_path
+from t2t_multimodel.vocab import EOS_ID, load_vocab, vocab_path
 
 SENTENCES = [f"sentence number {i} says hello to the world" for i in range(60)]
 
@@ -106,6 +106,43 @@ def test_new_vocab_regenerates(tmp_path):
   manifests = datagen.generate([ToyTranslate()], data_dir, progress=False)
   assert manifests["toy_translate"]["vocab_sha256"] == load_vocab(data_dir).sha256
   assert os.path.exists(os.path.join(data_dir, "toy_translate-dev-00000-of-00001"))
+
+
+class ToyTrees(ToyTranslate):
+  name = "toy_trees"
+  vocab_symbols = ("(NP", ")NP")
+
+  def generate_samples(self, split, tmp_dir):
+    for sample in super().generate_samples(split, tmp_dir):
+      yield {"inputs": sample["inputs"], "targets": "(NP XX XX )NP"}
+
+
+class ToyTreesBefore(ToyTrees):
+  """The same problem as an older mm-datagen knew it: no symbols kept whole."""
+  vocab_symbols = ()
+
+
+def test_a_vocabulary_without_the_symbols_is_rebuilt_and_the_shards_regenerated(tmp_path):
+  data_dir = str(tmp_path)
+  old = datagen.generate([ToyTreesBefore()], data_dir, progress=False)["toy_trees"]
+  assert load_vocab(data_dir).missing_symbols(ToyTrees.vocab_symbols) == ["(NP", ")NP"]
+  new = datagen.generate([ToyTrees()], data_dir, progress=False)["toy_trees"]
+  vocab = load_vocab(data_dir)
+  assert vocab.missing_symbols(ToyTrees.vocab_symbols) == [] and new["vocab_sha256"] == vocab.sha256
+  assert new["vocab_sha256"] != old["vocab_sha256"]
+  test = list(shards.load_split(ToyTrees(), "test", data_dir).as_numpy_iterator())
+  first, *_, last, eos = test[0]["targets"]
+  assert (vocab.encode("(NP"), vocab.encode(")NP"), eos) == ([first], [last], EOS_ID)
+  with open(vocab_path(data_dir) + ".json") as f:
+    assert json.load(f)["symbols"] == ["(NP", ")NP"]
+
+
+def test_a_vocabulary_serving_other_problems_is_kept(tmp_path):
+  data_dir = str(tmp_path)
+  datagen.generate([ToyTranslate()], data_dir, progress=False)
+  sha = load_vocab(data_dir).sha256
+  datagen.generate([ToyTrees()], data_dir, progress=False)
+  assert load_vocab(data_dir).sha256 == sha
 
 
 def test_interrupted_problem_leaves_no_final_shard(tmp_path):

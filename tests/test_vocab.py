@@ -37,3 +37,18 @@ def test_load_and_sha(vocab, tmp_path):
   assert SubwordVocab(vocab.model_path).sha256 == vocab.sha256
   with pytest.raises(FileNotFoundError, match="run mm-datagen"):
     load_vocab(str(tmp_path))
+
+
+def test_symbols_are_one_piece_each_and_text_still_round_trips(tmp_path):
+  symbols = ("(NP", ")NP", "(S", ")S", "XX")
+  vocab = SubwordVocab.build(TEXTS, str(tmp_path / "v.model"), vocab_size=300, symbols=symbols)
+  tree = "(S (NP XX XX )NP )S"
+  assert vocab.pieces(tree) == ["▁(S", "▁(NP", "▁XX", "▁XX", "▁)NP", "▁)S"]
+  assert vocab.missing_symbols(symbols + ("(VP",)) == ["(VP"]
+  for text in (tree, "XXL (NPR) Das ist (S gut", "a(NP"):
+    assert vocab.decode(vocab.encode(text)) == text
+
+
+def test_symbols_with_spaces_are_refused(tmp_path):
+  with pytest.raises(ValueError, match="without spaces"):
+    SubwordVocab.build(TEXTS, str(tmp_path / "v.model"), vocab_size=300, symbols=("(NP XX",))
