@@ -1,6 +1,6 @@
 """t2t-multimodel: Tensor2Tensor's MultiModel and problem registry on TensorFlow 2 / Keras 3."""
 
-from setuptools import setup
+from setuptools import find_packages, setup
 
 setup(
     name="t2t-multimodel",
@@ -11,7 +11,8 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     # One installed namespace: the top-level folders map under t2t_multimodel.
-    packages=["t2t_multimodel", "t2t_multimodel.problems", "t2t_multimodel.hparams", "t2t_multimodel.bin"],
+    packages=["t2t_multimodel"] + [f"t2t_multimodel.{p}" for p in find_packages("t2t_multimodel")] + [
+        "t2t_multimodel.problems", "t2t_multimodel.hparams", "t2t_multimodel.bin"],
     package_dir={
         "t2t_multimodel": "t2t_multimodel",
         "t2t_multimodel.problems": "problems",

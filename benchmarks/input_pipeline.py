@@ -25,9 +25,11 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from t2t_multimodel import inputs, mixing, run_config, training  # noqa: E402
-from t2t_multimodel.data_dir import DataNotFoundError, dataset_sizes  # noqa: E402
+from t2t_multimodel.data import inputs, mixing  # noqa: E402
+from t2t_multimodel.data.data_dir import DataNotFoundError, dataset_sizes  # noqa: E402
 from t2t_multimodel.hparams.multimodel import multimodel_tiny  # noqa: E402
+from t2t_multimodel.run import run_config
+from t2t_multimodel.train import training
 
 
 def _rate(next_batch, seconds: float) -> float:

@@ -33,16 +33,18 @@ import sys
 import time
 
 from common import machine_note, print_figure
-from t2t_multimodel import evaluate, run_dir, targets, training
+from t2t_multimodel.data.mixing import ProblemSampler
 from t2t_multimodel.errors import UserError
+from t2t_multimodel.evaluate import evaluator, targets
 from t2t_multimodel.hparams import get_hparams
-from t2t_multimodel.mixing import ProblemSampler
-from t2t_multimodel.run_config import resolve_config
+from t2t_multimodel.run import run_dir
+from t2t_multimodel.run.run_config import resolve_config
+from t2t_multimodel.train import training
 
 
 def joint_figures(joint_run: str) -> tuple[int, dict[str, dict]]:
   """(evaluated step, problem -> metrics) of the joint run's whole test splits."""
-  content = evaluate.read_results(joint_run, "test")
+  content = evaluator.read_results(joint_run, "test")
   return content["step"], {name: entry["metrics"] for name, entry in content["problems"].items()}
 
 
@@ -76,7 +78,7 @@ def train_specialist(problem: str, steps: int, joint_run: str, hparams_set: str,
   train_seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
   if log and log[-1]["step"] >= steps:  # trained by an earlier call that stopped before its summary
     train_seconds, cpu_seconds = logged_seconds(log), None
-  content = evaluate.evaluate_run(run, "test")
+  content = evaluator.evaluate_run(run, "test")
   summary = {"steps": steps, "train_seconds": train_seconds, "train_cpu_seconds": cpu_seconds,
              "metrics": content["problems"][problem]["metrics"]}
   run_dir.write_json(summary_path, summary)

@@ -33,11 +33,12 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from benchmarks import common  # noqa: E402
-from t2t_multimodel import inputs, optimization  # noqa: E402
-from t2t_multimodel.data_dir import DataNotFoundError  # noqa: E402
+from t2t_multimodel.data import inputs  # noqa: E402
+from t2t_multimodel.data.data_dir import DataNotFoundError  # noqa: E402
 from t2t_multimodel.hparams import get_hparams  # noqa: E402
-from t2t_multimodel.model import MultiModel  # noqa: E402
+from t2t_multimodel.model.multimodel import MultiModel  # noqa: E402
 from t2t_multimodel.problems import PROBLEMS  # noqa: E402
+from t2t_multimodel.train import optimization
 
 PROBLEM = "translate_ende_bible"
 SYNTHETIC_SHAPES = [(48, 48), (32, 48), (64, 64)]  # (inputs, targets) lengths: typical buckets.

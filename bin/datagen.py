@@ -21,7 +21,8 @@ flags.DEFINE_string("tmp_dir", None, "Raw data and scratch space (default: <data
 def main():
   cli.require(FLAGS.problems, "problems")
   cli.require(FLAGS.data_dir, "data_dir")
-  from t2t_multimodel import datagen, problems  # after flag checks: fast --help
+  from t2t_multimodel import problems
+  from t2t_multimodel.data import datagen  # after flag checks: fast --help
   selected = problems.resolve(FLAGS.problems)
   data_dir = os.path.expanduser(FLAGS.data_dir)
   tmp_dir = os.path.expanduser(FLAGS.tmp_dir) if FLAGS.tmp_dir else None

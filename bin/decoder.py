@@ -29,7 +29,7 @@ flags.DEFINE_integer("batch_size", 32, "Lines decoded together from a file.", lo
 def main():
   cli.require(FLAGS.output_dir, "output_dir")
   cli.require(FLAGS.problem, "problem")
-  from t2t_multimodel import serving  # after flag checks: fast errors and --help
+  from t2t_multimodel.infer import serving  # after flag checks: fast errors and --help
   decoder = serving.load_decoder(FLAGS.output_dir, FLAGS.problem, FLAGS.checkpoint_path,
                                  FLAGS.beam_size, FLAGS.alpha, FLAGS.max_length or None)
   if FLAGS.decode_from_file:

@@ -23,13 +23,13 @@ flags.DEFINE_string("checkpoint_path", None, "A checkpoint (default: the run's l
 
 def main():
   cli.require(FLAGS.output_dir, "output_dir")
-  from t2t_multimodel import evaluate  # after flag checks: fast errors and --help
-  content = evaluate.evaluate_run(
+  from t2t_multimodel.evaluate import evaluator  # after flag checks: fast errors and --help
+  content = evaluator.evaluate_run(
       FLAGS.output_dir, FLAGS.split, beam_size=FLAGS.beam_size, alpha=FLAGS.alpha,
       max_length=FLAGS.max_length or None, data_dir=FLAGS.data_dir,
       checkpoint_path=FLAGS.checkpoint_path)
-  print(evaluate.format_table(content))
-  print(f"Written to {evaluate.eval_path(FLAGS.output_dir, FLAGS.split)}")
+  print(evaluator.format_table(content))
+  print(f"Written to {evaluator.eval_path(FLAGS.output_dir, FLAGS.split)}")
 
 
 def run():

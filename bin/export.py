@@ -25,7 +25,7 @@ flags.DEFINE_integer("max_length", 0, "Most tokens generated (0: the run's max_t
 def main():
   for flag in ("output_dir", "problem", "export_dir"):
     cli.require(getattr(FLAGS, flag), flag)
-  from t2t_multimodel import serving
+  from t2t_multimodel.infer import serving
   path = serving.export(FLAGS.output_dir, FLAGS.problem, FLAGS.export_dir, FLAGS.checkpoint_path,
                         FLAGS.beam_size, FLAGS.alpha, FLAGS.max_length or None)
   print(f"SavedModel written to {path}")

@@ -3,7 +3,7 @@
   mm-report --output_dir=runs/demo --report=reports/demo.md [--examples_dir=runs/demo/decoder]
             [--timings=runs/demo/timings.tsv] [--json=reports/demo.json] [--notes=NOTES.md] [--targets]
 Everything comes from the run dir the trainer wrote; the plots are `<report stem>_loss.png` and
-`<report stem>_metrics.png` (see t2t_multimodel/report.py).
+`<report stem>_metrics.png` (see t2t_multimodel/evaluate/report.py).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ flags.DEFINE_boolean("targets", False, "Add make train's quality targets.")
 def main():
   cli.require(FLAGS.output_dir, "output_dir")
   cli.require(FLAGS.report, "report")
-  from t2t_multimodel import report  # after flag checks: fast errors and --help
+  from t2t_multimodel.evaluate import report  # after flag checks: fast errors and --help
   print(report.write_report(FLAGS.output_dir, FLAGS.report, FLAGS.examples_dir, FLAGS.timings,
                             FLAGS.json, FLAGS.notes, FLAGS.targets))
 

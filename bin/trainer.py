@@ -37,7 +37,7 @@ flags.DEFINE_boolean("registry_help", False, "List problems, mixtures, hparam se
 
 def registry_help() -> str:
   from t2t_multimodel.hparams import HPARAMS
-  from t2t_multimodel.model import MODELS
+  from t2t_multimodel.model.multimodel import MODELS
   from t2t_multimodel.problems import MIXTURES, PROBLEMS
   lines = ["Problems:"] + [f"  {problem.summary()}" for _, problem in PROBLEMS.items()]
   lines += ["Mixtures:"] + [f"  {name:28s} {', '.join(m.problem_names)}" for name, m in MIXTURES.items()]
@@ -53,7 +53,8 @@ def main():
     return
   for name in ("problems", "hparams_set", "data_dir", "output_dir", "train_steps"):
     cli.require(FLAGS[name].value, name)
-  from t2t_multimodel import distribute, run_config, training  # after flag checks: fast --help
+  from t2t_multimodel.run import distribute, run_config  # after flag checks: fast --help
+  from t2t_multimodel.train import training
   config = run_config.resolve_config(
       problems=FLAGS.problems, hparams_set=FLAGS.hparams_set, hparams=FLAGS.hparams,
       data_dir=FLAGS.data_dir, output_dir=FLAGS.output_dir, train_steps=FLAGS.train_steps,

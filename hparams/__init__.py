@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from t2t_multimodel.hparams import multimodel
-from t2t_multimodel.hparams.base import HParams, HParamsError, apply_overrides, parse_overrides
+from t2t_multimodel.hparams.base import apply_overrides, HParams, HParamsError, parse_overrides
 from t2t_multimodel.registry import Registry
 
 HPARAMS: Registry = Registry("hparam set")

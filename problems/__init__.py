@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from t2t_multimodel.problem import Mixture, Problem, validate_problem
 from t2t_multimodel.problems import (caption_emoji, image_digits, image_imagenet, image_mscoco,
-                                     parse_trees, parse_wsj, speech_espeak, speech_wsj,
-                                     translate_bible, translate_wmt)
+                                     parse_trees, parse_wsj, speech_espeak, speech_wsj, translate_bible,
+                                     translate_wmt)
 from t2t_multimodel.registry import Registry, UnknownNameError
 
 PROBLEMS: Registry[Problem] = Registry("problem")

@@ -64,8 +64,8 @@ import re
 import unicodedata
 from typing import TYPE_CHECKING, Iterable, Iterator, NamedTuple
 
-from t2t_multimodel.features import to_rgb_png
-from t2t_multimodel.problem import SPLITS, CommandToken, MissingDataError, Problem, Sample
+from t2t_multimodel.data.features import to_rgb_png
+from t2t_multimodel.problem import CommandToken, MissingDataError, Problem, Sample, SPLITS
 
 if TYPE_CHECKING:
   from importlib.resources.abc import Traversable

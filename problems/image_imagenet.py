@@ -43,7 +43,7 @@ from typing import Iterator
 
 from PIL import Image
 
-from t2t_multimodel import tfds_source
+from t2t_multimodel.data import tfds_source
 from t2t_multimodel.problem import CommandToken, MissingDataError, Problem, Sample
 
 SHORTER_SIDE = 256

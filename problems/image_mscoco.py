@@ -27,9 +27,9 @@ import json
 import os
 from typing import Iterator, NamedTuple
 
-from t2t_multimodel import tfds_source
+from t2t_multimodel.data import tfds_source
 from t2t_multimodel.problem import CommandToken, MissingDataError, Problem, Sample
-from t2t_multimodel.problems.image_imagenet import SHORTER_SIDE, encode_png
+from t2t_multimodel.problems.image_imagenet import encode_png, SHORTER_SIDE
 
 TFDS_NAME, TFDS_CONFIG = "coco_captions", "2014"
 TFDS_SPLITS = {"train": ("train", "restval"), "dev": ("val",), "test": ("test",)}

@@ -46,10 +46,10 @@ import itertools
 import re
 from typing import Iterator
 
-from t2t_multimodel import leakage, trees
-from t2t_multimodel.problem import SPLITS, CommandToken, MissingDataError, Problem, Sample
+from t2t_multimodel.data import leakage, trees
+from t2t_multimodel.data.trees import Tree
+from t2t_multimodel.problem import CommandToken, MissingDataError, Problem, Sample, SPLITS
 from t2t_multimodel.problems import translate_bible
-from t2t_multimodel.trees import Tree
 
 MIN_WORDS, MAX_WORDS = 3, 40
 BATCH_VERSES = 64

@@ -8,7 +8,7 @@ many trees, each in the PTB's label-less wrapper "( (S ...) )".
 Splits, the standard ones: sections 02-21 train (39,832 trees in the full treebank), 22 dev
 (1,700), 23 test (2,416); sections 00, 01 and 24 are not read.
 
-Samples (as parse_trees, see `t2t_multimodel.trees`): trees cleaned as is standard (-NONE-
+Samples (as parse_trees, see `t2t_multimodel.data.trees`): trees cleaned as is standard (-NONE-
 elements and emptied constituents removed, function tags and indices stripped); inputs: the
 words joined by single spaces (-LRB- -> "(", ...); targets: the Vinyals et al. (2015)
 linearisation, POS tags written XX but for punctuation. Files in name order, trees in file order.
@@ -20,8 +20,8 @@ import os
 import re
 from typing import Iterator
 
-from t2t_multimodel import trees
-from t2t_multimodel.problem import SPLITS, CommandToken, MissingDataError, Problem, Sample
+from t2t_multimodel.data import trees
+from t2t_multimodel.problem import CommandToken, MissingDataError, Problem, Sample, SPLITS
 
 SECTIONS = {"train": range(2, 22), "dev": range(22, 23), "test": range(23, 24)}
 _FILE_NAME = re.compile(r"^wsj_(\d\d)\d\d\.mrg$", re.IGNORECASE)

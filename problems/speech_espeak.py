@@ -57,8 +57,8 @@ from typing import Iterable, Iterator, NamedTuple
 
 import numpy as np
 
-from t2t_multimodel import audio, espeak, leakage
-from t2t_multimodel.problem import SPLITS, CommandToken, MissingDataError, Problem, Sample
+from t2t_multimodel.data import audio, espeak, leakage
+from t2t_multimodel.problem import CommandToken, MissingDataError, Problem, Sample, SPLITS
 from t2t_multimodel.problems import translate_bible
 
 SPLIT_SIZES = {"test": 300, "dev": 300, "train": 3000}  # sentences = utterances, the first by SHA-1

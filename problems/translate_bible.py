@@ -63,8 +63,8 @@ import re
 import sqlite3
 from typing import Callable, Iterator, NamedTuple
 
-from t2t_multimodel import leakage
-from t2t_multimodel.problem import SPLITS, CommandToken, MissingDataError, Problem, Sample
+from t2t_multimodel.data import leakage
+from t2t_multimodel.problem import CommandToken, MissingDataError, Problem, Sample, SPLITS
 
 Key = tuple[int, int, int]  # (book, chapter, verse), books numbered 1 (Genesis) .. 66 (Revelation)
 

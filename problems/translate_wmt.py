@@ -34,7 +34,7 @@ import re
 from typing import Iterator, NamedTuple
 from xml.sax import saxutils
 
-from t2t_multimodel import tfds_source
+from t2t_multimodel.data import tfds_source
 from t2t_multimodel.problem import CommandToken, MissingDataError, Problem, Sample
 
 TFDS_NAME = "wmt14_translate"

@@ -34,7 +34,7 @@ def worker_id(request) -> str:
 @pytest.fixture(scope="session")
 def train_data_dir(tmp_path_factory, worker_id) -> str:
   """A data dir with image_digits and translate_ende_bible (vocab + shards), made by mm-datagen's engine."""
-  from t2t_multimodel import datagen
+  from t2t_multimodel.data import datagen
   from t2t_multimodel.problems import resolve
 
   shared = _shared_dir(tmp_path_factory, worker_id)

@@ -1,10 +1,10 @@
-"""Multi-head attention, the timing signal and the paper's attention block (with its cached step)."""
+"""Multi-head attention, the timing signal and the paper's attention block (with its cached call)."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from t2t_multimodel.layers.attention import (Attention, AttentionBlock, causal_bias, padding_bias,
+from t2t_multimodel.model.layers.attention import (Attention, AttentionBlock, causal_bias, padding_bias,
                                              timing_signal)
 
 
@@ -94,8 +94,9 @@ def test_attention_block_step_equals_full():
   full = block(targets, keys, values, bias).numpy()
   cache = block.init_cache(2, max_length=12)
   assert cache["keys"].shape == (2, 4, 12, 4) and [b.shape[1] for b in cache["convs"]] == [4, 16]
-  step = tf.function(block.step)  # one trace serves every position
+  # one call path: `call` with a cache; one trace serves every position
+  step = tf.function(lambda x, t, cache: block(x, keys, values, bias, cache=cache, position=t))
   for t in range(9):
-    out, cache = step(targets[:, t:t + 1], tf.constant(t), keys, values, bias, cache)
+    out, cache = step(targets[:, t:t + 1], tf.constant(t), cache)
     np.testing.assert_allclose(out.numpy()[:, 0], full[:, t], atol=1e-5)
   assert step.experimental_get_tracing_count() == 1

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from t2t_multimodel.beam_search import beam_search, greedy_search
+from t2t_multimodel.infer.beam_search import beam_search, greedy_search
 
 EOS, V, L = 1, 5, 4
 

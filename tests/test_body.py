@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from t2t_multimodel.body import Encoder, ResidualNorm, TargetSide
 from t2t_multimodel.hparams import get_hparams
+from t2t_multimodel.model.body import Encoder, ResidualNorm, TargetSide
 
 HP = get_hparams("multimodel_tiny", "dropout=0.0,attention_dropout=0.0,hidden_size=16,num_heads=2,"
                  "filter_size=16")
@@ -44,7 +44,7 @@ def test_target_side_step_equals_full(use_attention, use_moe):
   assert full.shape == (2, 7, 16)
   cache = side.init_cache(2, max_length=7)
   for t in range(7):
-    out, cache = side.step(y[:, t:t + 1], tf.constant(t), state, cache)
+    out, cache = side(y[:, t:t + 1], state, cache=cache, position=tf.constant(t))
     np.testing.assert_allclose(out.numpy()[:, 0], full[:, t], atol=1e-5)
   assert TargetSide.from_config(side.get_config()).get_config() == side.get_config()
 

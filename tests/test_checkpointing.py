@@ -4,10 +4,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from t2t_multimodel import checkpointing, inputs, optimization
+from t2t_multimodel.data import inputs
 from t2t_multimodel.hparams import get_hparams
-from t2t_multimodel.model import MultiModel
+from t2t_multimodel.model.multimodel import MultiModel
 from t2t_multimodel.problems import get_problem
+from t2t_multimodel.run import checkpointing
+from t2t_multimodel.train import optimization
 
 
 @pytest.fixture

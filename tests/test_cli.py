@@ -14,7 +14,6 @@ SCRIPTS = sorted(entry.name for entry in importlib.metadata.distribution("t2t-mu
 # (program, command): every console script of setup.py, and the CLIs run with `python -m`.
 CLIS = [(name, [os.path.join(BIN, name)]) for name in SCRIPTS] + [
     ("reproduce", [sys.executable, "-m", "t2t_multimodel.bin.reproduce"]),
-    ("mm-report", [sys.executable, "-m", "t2t_multimodel.report"]),  # the spelling before mm-report
 ]
 OWN_FLAG = {"mm-datagen": "--tmp_dir", "mm-trainer": "--problems", "mm-decoder": "--decode_from_file",
             "mm-evaluate": "--split", "mm-export": "--export_dir", "mm-report": "--examples_dir",

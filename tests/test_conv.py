@@ -1,10 +1,10 @@
-"""ConvStep, ConvBlock and ConvRes: shapes, config round trips, causality, masking, the cached step."""
+"""ConvStep, ConvBlock and ConvRes: shapes, config round trips, causality, masking, the cached call."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from t2t_multimodel.layers.conv import ConvBlock, ConvRes, ConvStep
+from t2t_multimodel.model.layers.conv import ConvBlock, ConvRes, ConvStep
 
 
 @pytest.mark.parametrize("layer, shape, expected", [
@@ -81,10 +81,20 @@ def test_step_equals_full_causal_block():
   full = block(x).numpy()
   cache = block.init_cache(2)
   assert [c.shape[1] for c in cache] == [2, 2, 4, 32]  # (kernel - 1) * dilation per step
-  step = tf.function(block.step)
+  step = tf.function(lambda x, cache: block(x, cache=cache))
   for t in range(10):
     y, cache = step(x[:, t:t + 1], cache)
     np.testing.assert_allclose(y.numpy()[:, 0], full[:, t], atol=1e-5)
+  y, cache = block(x[:, :4], cache=block.init_cache(2))  # a cache takes several positions too
+  np.testing.assert_allclose(y.numpy(), full[:, :4], atol=1e-5)
+  np.testing.assert_allclose(block(x[:, 4:5], cache=cache)[0].numpy()[:, 0], full[:, 4], atol=1e-5)
+
+
+def test_only_causal_steps_take_a_cache():
+  step = ConvStep(4, 3)
+  step.build((None, None, 4))
+  with pytest.raises(ValueError, match="causal"):
+    step(tf.ones([1, 2, 4]), cache=tf.zeros([1, 2, 4]))
 
 
 def test_bad_sizes_are_named():

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from t2t_multimodel import data_dir as data_dir_lib, datagen, shards
+from t2t_multimodel.data import data_dir as data_dir_lib, datagen, shards
+from t2t_multimodel.data.vocab import EOS_ID, load_vocab, vocab_path
 from t2t_multimodel.problem import CommandToken, Problem
-from t2t_multimodel.vocab import EOS_ID, load_vocab, vocab_path
 
 SENTENCES = [f"sentence number {i} says hello to the world" for i in range(60)]
 
@@ -163,7 +163,7 @@ def test_sigkill_mid_write_leaves_no_final_shard(tmp_path):
   data_dir = str(tmp_path)
   script = textwrap.dedent(f"""
       import time
-      from t2t_multimodel import datagen
+      from t2t_multimodel.data import datagen
       from t2t_multimodel.problem import CommandToken, Problem
 
       class Slow(Problem):

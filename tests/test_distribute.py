@@ -16,7 +16,7 @@ import time
 import numpy as np
 import pytest
 
-from t2t_multimodel import checkpointing, distribute, run_dir
+from t2t_multimodel.run import checkpointing, distribute, run_dir
 
 TRAINER = os.path.join(os.path.dirname(sys.executable), "mm-trainer")
 PROBLEMS = "image_digits,translate_ende_bible"
@@ -155,8 +155,9 @@ def _mirrored_child(data_dir: str, output_dir: str, hparams: str) -> dict:
 
   cpu = tf.config.list_physical_devices("CPU")[0]
   tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-  from t2t_multimodel import inputs, training
-  from t2t_multimodel.run_config import resolve_config
+  from t2t_multimodel.data import inputs
+  from t2t_multimodel.run.run_config import resolve_config
+  from t2t_multimodel.train import training
 
   def config(name, extra=""):
     return resolve_config(problems=PROBLEMS, hparams_set="multimodel_tiny", hparams=hparams + extra,

@@ -7,7 +7,7 @@ import espeakng_loader
 import numpy as np
 import pytest
 
-from t2t_multimodel import audio, espeak
+from t2t_multimodel.data import audio, espeak
 from t2t_multimodel.problem import MissingDataError
 
 SHORT = "God saw the light."
@@ -76,7 +76,7 @@ def test_same_text_and_voice_give_the_same_speech_whatever_came_before():
 
 _FRESH_PROCESS = """
 import hashlib
-from t2t_multimodel import espeak
+from t2t_multimodel.data import espeak
 digest = hashlib.sha256()
 for text, name in [("God saw the light.", "en-us"), ("It was good.", "en-029+f2"), ("Amen.", "en")]:
   digest.update(espeak.synthesize_native(text, espeak.Voice(name))[0].tobytes())

@@ -8,11 +8,15 @@ import sys
 import pytest
 import tensorflow as tf
 
-from t2t_multimodel import data_dir as data_dir_lib, evaluate, evaluation, inputs, run_dir, serving, shards
+from t2t_multimodel.data import data_dir as data_dir_lib, inputs, shards
+from t2t_multimodel.data.vocab import load_vocab
+from t2t_multimodel.evaluate import evaluation
+from t2t_multimodel.evaluate.evaluator import decodes_path, read_results
 from t2t_multimodel.hparams import get_hparams
-from t2t_multimodel.model import MultiModel
+from t2t_multimodel.infer import serving
+from t2t_multimodel.model.multimodel import MultiModel
 from t2t_multimodel.problems import PROBLEMS
-from t2t_multimodel.vocab import load_vocab
+from t2t_multimodel.run import run_dir
 
 EVALUATE = os.path.join(os.path.dirname(sys.executable), "mm-evaluate")
 PROBLEM_NAMES = ("image_digits", "translate_ende_bible")
@@ -105,13 +109,13 @@ def test_a_dev_sample_is_fixed_and_spread_over_the_split(evaluator, train_data_d
 def test_mm_evaluate_writes_whole_split_figures(run, train_data_dir):
   result = _cli(f"--output_dir={run}", "--split=test")
   assert result.returncode == 0, result.stderr[-3000:]
-  content = evaluate.read_results(run, "test")
+  content = read_results(run, "test")
   counts = data_dir_lib.dataset_sizes([PROBLEMS.get(n) for n in PROBLEM_NAMES], train_data_dir, "test")
   assert {name: entry["examples"] for name, entry in content["problems"].items()} == counts
   assert content["step"] == 7 and content["decoding"] == {"beam_size": 1, "alpha": 0.6, "max_length": 8}
   assert "bleu" in content["problems"]["translate_ende_bible"]["metrics"]
   assert "accuracy" in content["problems"]["image_digits"]["metrics"]
-  decodes = run_dir.read_jsonl(evaluate.decodes_path(run, "test"))
+  decodes = run_dir.read_jsonl(decodes_path(run, "test"))
   assert len(decodes) == sum(counts.values())
   assert "test split, whole, step 7, greedy decoding" in result.stdout
   assert "translate_ende_bible" in result.stdout and str(counts["translate_ende_bible"]) in result.stdout
@@ -120,7 +124,7 @@ def test_mm_evaluate_writes_whole_split_figures(run, train_data_dir):
 def test_mm_evaluate_beam_search(run):
   result = _cli(f"--output_dir={run}", "--split=dev", "--beam_size=2", "--alpha=1.0")
   assert result.returncode == 0, result.stderr[-3000:]
-  content = evaluate.read_results(run, "dev")
+  content = read_results(run, "dev")
   assert content["decoding"]["beam_size"] == 2 and content["decoding"]["alpha"] == 1.0
 
 

@@ -9,8 +9,8 @@ import tensorflow as tf
 from PIL import Image
 from sklearn.datasets import load_digits
 
-from t2t_multimodel import features
-from t2t_multimodel.problem import SPLITS, CommandToken, validate_problem
+from t2t_multimodel.data import features
+from t2t_multimodel.problem import CommandToken, SPLITS, validate_problem
 from t2t_multimodel.problems import image_digits
 from t2t_multimodel.problems.image_digits import ImageDigits
 

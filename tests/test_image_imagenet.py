@@ -9,8 +9,8 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from t2t_multimodel import features
-from t2t_multimodel.problem import SPLITS, CommandToken, MissingDataError
+from t2t_multimodel.data import features
+from t2t_multimodel.problem import CommandToken, MissingDataError, SPLITS
 from t2t_multimodel.problems import image_imagenet
 from t2t_multimodel.problems.image_imagenet import ImageImagenet
 from tests import tfds_testing

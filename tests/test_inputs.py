@@ -10,10 +10,11 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from t2t_multimodel import data_dir as data_dir_lib, datagen, inputs, modalities, shards
+from t2t_multimodel.data import data_dir as data_dir_lib, datagen, inputs, shards
+from t2t_multimodel.data.vocab import EOS_ID, load_vocab
 from t2t_multimodel.hparams.multimodel import multimodel_tiny
+from t2t_multimodel.model import modalities
 from t2t_multimodel.problem import CommandToken, Problem
-from t2t_multimodel.vocab import EOS_ID, load_vocab
 
 WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu".split()
 HP = dataclasses.replace(multimodel_tiny(), batch_size=4, max_input_length=12, max_target_length=10,

@@ -2,7 +2,7 @@
 
 import pytest
 
-from t2t_multimodel import leakage
+from t2t_multimodel.data import leakage
 from t2t_multimodel.problem import Problem
 from t2t_multimodel.problems import resolve
 

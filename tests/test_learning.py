@@ -9,10 +9,12 @@ from typing import Iterator
 import numpy as np
 import pytest
 
-from t2t_multimodel import datagen, run_dir, training
+from t2t_multimodel.data import datagen
 from t2t_multimodel.problem import CommandToken, Problem, Sample, validate_problem
 from t2t_multimodel.problems import PROBLEMS
-from t2t_multimodel.run_config import resolve_config
+from t2t_multimodel.run import run_dir
+from t2t_multimodel.run.run_config import resolve_config
+from t2t_multimodel.train import training
 
 REVERSE_SIZES = {"train": 2000, "dev": 48, "test": 48}
 

@@ -6,7 +6,7 @@ import pytest
 import sacrebleu
 import tensorflow as tf
 
-from t2t_multimodel import metrics
+from t2t_multimodel.evaluate import metrics
 from t2t_multimodel.registry import UnknownNameError
 
 

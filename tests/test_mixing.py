@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from t2t_multimodel.mixing import MixingRuleError, ProblemSampler, mixing_rates
+from t2t_multimodel.data.mixing import MixingRuleError, ProblemSampler, mixing_rates
 
 SIZES = {"a": 900, "b": 100}
 

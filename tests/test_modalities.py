@@ -5,9 +5,9 @@ import pytest
 import tensorflow as tf
 
 from t2t_multimodel.hparams import get_hparams
-from t2t_multimodel.modalities import (MODALITY_NETS, AudioModality, ClassLabelModality, ImageModality,
-                                       SymbolModality, image_strides, modality_key, normalize_frames,
-                                       smoothed_cross_entropy)
+from t2t_multimodel.model.modalities import (AudioModality, ClassLabelModality, image_strides,
+                                             ImageModality, modality_key, MODALITY_NETS,
+                                             normalize_frames, smoothed_cross_entropy, SymbolModality)
 
 
 def test_registry_names_and_factories():

@@ -9,8 +9,8 @@ import pytest
 import tensorflow as tf
 
 from t2t_multimodel.hparams import get_hparams
-from t2t_multimodel.modalities import modality_key
-from t2t_multimodel.model import MODELS, MultiModel
+from t2t_multimodel.model.modalities import modality_key
+from t2t_multimodel.model.multimodel import MODELS, MultiModel
 from t2t_multimodel.problems import MIXTURES, PROBLEMS
 
 MINI = MIXTURES.get("mm8_mini").problem_names

@@ -6,10 +6,11 @@ import sys
 
 import pytest
 
-from t2t_multimodel import report, run_dir, targets
 from t2t_multimodel.errors import UserError
+from t2t_multimodel.evaluate import report, targets
 from t2t_multimodel.hparams.multimodel import multimodel_tiny
 from t2t_multimodel.problems import PROBLEMS
+from t2t_multimodel.run import run_dir
 
 NAMES = ("image_digits", "translate_ende_bible")
 

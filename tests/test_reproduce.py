@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from t2t_multimodel import paper_numbers, paper_tables, reproduce
-from t2t_multimodel.paper_tables import Stat
-from t2t_multimodel.reproduce import MM8_MINI, Config, Settings
+from t2t_multimodel.paper import numbers, reproduce, tables
+from t2t_multimodel.paper.reproduce import Config, MM8_MINI, Settings
+from t2t_multimodel.paper.tables import Stat
 
 
 def _settings(tmp_path, **kwargs) -> Settings:
@@ -52,14 +52,14 @@ def test_trainer_command_adds_the_ablation_to_the_overrides(tmp_path):
 
 def test_effects_count_only_outside_the_seed_spread():
   low, high = Stat(0.2, 0.1, 0.3, 2), Stat(0.6, 0.5, 0.7, 2)
-  assert paper_tables.effect(low, high, "accuracy") == "better"
-  assert paper_tables.effect(low, high, "wer") == "worse"
-  assert paper_tables.effect(low, Stat(0.35, 0.25, 0.45, 2), "accuracy") == "within seed spread"
-  assert paper_tables.effect(None, high, "accuracy") == "missing"
-  assert paper_tables.paper_effect(1.6, 1.7, "log_perplexity") == "worse"
-  assert paper_tables.agreement("better", "better") == "same direction as the paper"
-  assert paper_tables.agreement("worse", "better") == "opposite to the paper"
-  assert "no way" in paper_tables.agreement("within seed spread", "better")
+  assert tables.effect(low, high, "accuracy") == "better"
+  assert tables.effect(low, high, "wer") == "worse"
+  assert tables.effect(low, Stat(0.35, 0.25, 0.45, 2), "accuracy") == "within seed spread"
+  assert tables.effect(None, high, "accuracy") == "missing"
+  assert tables.paper_effect(1.6, 1.7, "log_perplexity") == "worse"
+  assert tables.agreement("better", "better") == "same direction as the paper"
+  assert tables.agreement("worse", "better") == "opposite to the paper"
+  assert "no way" in tables.agreement("within seed spread", "better")
 
 
 def _record_run(run, value: float) -> None:
@@ -77,7 +77,7 @@ def test_report_of_recorded_runs_has_every_table(tmp_path):
   runs = reproduce.plan(settings)
   for run in runs:  # joint runs and seed 1 score higher
     _record_run(run, 0.3 + 0.2 * (len(run.config.problems) > 1) + 0.01 * run.seed)
-  path = paper_tables.write_report(settings, reproduce.table_configs(settings), runs)
+  path = tables.write_report(settings, reproduce.table_configs(settings), runs)
   text = open(path).read()
   assert "| image_digits | accuracy | 0.305 (0.3–0.31) | 0.505 (0.5–0.51) |" in text
   assert "paper_table2.png" in text and "paper_table3.png" in text and "paper_table4.png" in text
@@ -90,8 +90,8 @@ def test_report_of_recorded_runs_has_every_table(tmp_path):
   assert "| + image_digits | 0.505 (0.5–0.51) |" in text and "| 97.5 | 12.7 | 0.16 |" in text
   assert "no_moe vs all blocks, translate_enfr_bible accuracy" in text
   assert "within the seed spread" in text  # the ablations score the same as all blocks
-  if not paper_numbers.VERIFIED:
-    assert paper_numbers.SOURCE_NOTE in text
+  if not numbers.VERIFIED:
+    assert numbers.SOURCE_NOTE in text
 
 
 def _reproduce(*args):
@@ -114,7 +114,7 @@ def test_reproduce_end_to_end_on_two_problems(train_data_dir, tiny_hparams, tmp_
   result = _reproduce(*args)
   assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
   assert "3 runs, 1 already finished, 2 to train (6 steps)" in result.stdout
-  text = (tmp_path / "reports" / "paper_tables.md").read_text()
+  text = (tmp_path / "reports" / "tables.md").read_text()
   rows = [line for line in text.splitlines() if line.startswith("| image_digits | accuracy |")]
   assert len(rows) == 1 and rows[0].split(" | ")[2][0].isdigit(), text
   assert "| translate_ende_bible | bleu | 0.25 | " in text and "| WMT EN→DE | 71 / 72 |" in text

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from t2t_multimodel import run_dir
 from t2t_multimodel.hparams.multimodel import multimodel_tiny
+from t2t_multimodel.run import run_dir
 
 SIGNATURE = {"name": "image_digits", "input_modality": "image", "target_modality": "class_label",
              "command": 5, "num_classes": 10}

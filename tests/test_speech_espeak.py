@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from t2t_multimodel import audio, espeak, features, leakage
+from t2t_multimodel.data import audio, espeak, features, leakage
+from t2t_multimodel.data.vocab import SubwordVocab
 from t2t_multimodel.problem import CommandToken
 from t2t_multimodel.problems import speech_espeak, translate_bible
 from t2t_multimodel.problems.speech_espeak import SpeechEspeak
-from t2t_multimodel.vocab import SubwordVocab
 from tests.test_espeak import assert_same_speech
 
 PROBLEM = SpeechEspeak()

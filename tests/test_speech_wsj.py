@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from t2t_multimodel import audio, features
-from t2t_multimodel.problem import SPLITS, CommandToken, MissingDataError
+from t2t_multimodel.data import audio, features
+from t2t_multimodel.data.vocab import SubwordVocab
+from t2t_multimodel.problem import CommandToken, MissingDataError, SPLITS
 from t2t_multimodel.problems import speech_wsj
 from t2t_multimodel.problems.speech_wsj import SpeechWsj
-from t2t_multimodel.vocab import SubwordVocab
 
 
 def _tone(seconds, rate, hz=440.0):

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from t2t_multimodel import tfds_source
+from t2t_multimodel.data import tfds_source
 from t2t_multimodel.problem import MissingDataError
 from tests import tfds_testing
 

@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from t2t_multimodel import checkpointing, run_dir
 from t2t_multimodel.hparams import HPARAMS
 from t2t_multimodel.problems import MIXTURES, PROBLEMS
+from t2t_multimodel.run import checkpointing, run_dir
 
 TRAINER = os.path.join(os.path.dirname(sys.executable), "mm-trainer")
 MM8_MINI_DATA = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "mm8_mini")

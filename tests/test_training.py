@@ -9,12 +9,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from t2t_multimodel import checkpointing, data_dir as data_dir_lib, evaluate, optimization, run_dir, training
+from t2t_multimodel.data import data_dir as data_dir_lib
+from t2t_multimodel.data.mixing import ProblemSampler
+from t2t_multimodel.data.vocab import VOCAB_FILENAME
 from t2t_multimodel.errors import UserError
+from t2t_multimodel.evaluate import evaluator
 from t2t_multimodel.hparams.multimodel import multimodel_tiny
-from t2t_multimodel.mixing import ProblemSampler
-from t2t_multimodel.run_config import resolve_config
-from t2t_multimodel.vocab import VOCAB_FILENAME
+from t2t_multimodel.run import checkpointing, run_dir
+from t2t_multimodel.run.run_config import resolve_config
+from t2t_multimodel.train import optimization, training
 
 TWO_PROBLEMS = "image_digits,translate_ende_bible"
 
@@ -68,7 +71,7 @@ def test_joint_training_writes_metrics_logs_and_checkpoints(train_data_dir, tiny
   dev = data_dir_lib.dataset_sizes(config.problems, train_data_dir, "dev")
   assert [r["examples"] for r in records] == [8, 8, dev["image_digits"], dev["translate_ende_bible"],
                                               counts["image_digits"], counts["translate_ende_bible"]]
-  written = evaluate.read_results(str(tmp_path), "test")
+  written = evaluator.read_results(str(tmp_path), "test")
   assert written["step"] == 6 and written["decoding"]["beam_size"] == 1
   assert {name: entry["examples"] for name, entry in written["problems"].items()} == counts
   assert written["problems"]["image_digits"]["metrics"] == results["test"]["image_digits"]
@@ -134,7 +137,7 @@ def test_resumed_run_equals_an_uninterrupted_one(train_data_dir, tiny_hparams, t
   straight.train()
   training.Trainer(_config(train_data_dir, tmp_path / "resumed", tiny_hparams, 3, **skip_eval)).train()
   resumed = training.Trainer(_config(train_data_dir, tmp_path / "resumed", tiny_hparams, 6, **skip_eval))
-  with caplog.at_level(logging.INFO, logger="t2t_multimodel.training"):
+  with caplog.at_level(logging.INFO, logger="t2t_multimodel.train.training"):
     resumed.train()
   assert "Resuming from step 3" in caplog.text
   # The recipe is stated at the start: peak learning rate, warmup, batch rule (tiny_hparams).

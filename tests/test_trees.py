@@ -2,7 +2,7 @@
 
 import pytest
 
-from t2t_multimodel import trees
+from t2t_multimodel.data import trees
 
 PIERRE = """( (S
     (NP-SBJ

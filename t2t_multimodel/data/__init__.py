@@ -1,0 +1,1 @@
+"""Data: problems' raw samples -> shared vocabulary -> TFRecord shards -> batches."""

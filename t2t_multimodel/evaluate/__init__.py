@@ -1,0 +1,1 @@
+"""Evaluation: metrics, a model scored on whole splits, and run reports."""

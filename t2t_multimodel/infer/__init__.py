@@ -1,0 +1,1 @@
+"""Inference: greedy and beam decoding with a cache, and SavedModel export."""

@@ -1,0 +1,1 @@
+"""The MultiModel: modalities (bottoms and tops), the shared body and its layers."""

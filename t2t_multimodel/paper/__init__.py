@@ -1,0 +1,1 @@
+"""The paper's tables in miniature: the runs, their tables and plots."""

@@ -1,0 +1,1 @@
+"""Joint training: the optimiser and schedule, and the training loop."""
