@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks import common  # noqa: E402
 from t2t_multimodel.data import datagen  # noqa: E402
 from t2t_multimodel.data.data_dir import manifest_path  # noqa: E402
-from t2t_multimodel.data.vocab import vocab_path  # noqa: E402
+from t2t_multimodel.vocab import vocab_path  # noqa: E402
 
 MIXTURE = "mm8_mini"
 

@@ -16,11 +16,11 @@ import numpy as np
 import tensorflow as tf
 
 from common import machine_note, print_figure
-from t2t_multimodel.data.vocab import EOS_ID
 from t2t_multimodel.hparams import get_hparams
 from t2t_multimodel.infer import decoding
 from t2t_multimodel.model.multimodel import MultiModel
 from t2t_multimodel.problems import PROBLEMS
+from t2t_multimodel.vocab import EOS_ID
 
 LENGTH, BATCH, STEPS_TIMED = 256, 8, 16
 

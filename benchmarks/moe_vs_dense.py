@@ -38,7 +38,7 @@ import tensorflow as tf  # noqa: E402
 tf.get_logger().setLevel("ERROR")  # No retracing warnings: each variant is its own tf.function.
 
 from benchmarks import common  # noqa: E402
-from t2t_multimodel.model.layers.moe import MixtureOfExperts  # noqa: E402
+from t2t_multimodel.layers.moe import MixtureOfExperts  # noqa: E402
 
 HIDDEN, FILTER, K = 512, 2048, 2
 CAPACITY_FACTOR = 1.25  # the "capacity" dispatch's; its layer has the same weights as "moe60".

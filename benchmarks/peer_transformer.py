@@ -53,15 +53,15 @@ import tensorflow as tf  # noqa: E402
 
 from t2t_multimodel.data import inputs  # noqa: E402
 from t2t_multimodel.data.features import text_key  # noqa: E402
-from t2t_multimodel.data.vocab import EOS_ID, load_vocab, PAD_ID  # noqa: E402
 from t2t_multimodel.evaluate import metrics
 from t2t_multimodel.hparams import get_hparams  # noqa: E402
 from t2t_multimodel.hparams.base import HParams  # noqa: E402
 from t2t_multimodel.infer.beam_search import greedy_search  # noqa: E402
-from t2t_multimodel.model.modalities import smoothed_cross_entropy  # noqa: E402
+from t2t_multimodel.modalities.base import smoothed_cross_entropy  # noqa: E402
 from t2t_multimodel.model.multimodel import MultiModel  # noqa: E402
 from t2t_multimodel.problems import get_problem  # noqa: E402
 from t2t_multimodel.train.optimization import make_optimizer  # noqa: E402
+from t2t_multimodel.vocab import EOS_ID, load_vocab, PAD_ID  # noqa: E402
 
 PROBLEM = "translate_ende_bible"
 START_ID = EOS_ID               # the decoder's first input (fairseq's convention)

@@ -45,13 +45,13 @@ import peer_transformer  # noqa: E402
 from benchmarks import common  # noqa: E402
 from benchmarks.mfu import forward_flops  # noqa: E402
 from t2t_multimodel.data import inputs  # noqa: E402
-from t2t_multimodel.data.vocab import PAD_ID  # noqa: E402
 from t2t_multimodel.hparams import get_hparams  # noqa: E402
 from t2t_multimodel.hparams.base import HParams  # noqa: E402
 from t2t_multimodel.problems import get_problem  # noqa: E402
 from t2t_multimodel.run import run_config
 from t2t_multimodel.train import training
 from t2t_multimodel.train.optimization import make_optimizer  # noqa: E402
+from t2t_multimodel.vocab import PAD_ID  # noqa: E402
 
 PROBLEM = peer_transformer.PROBLEM
 FLOP_TOLERANCE = 0.10  # |peer - ours| / ours, forward FLOPs on the timed batches

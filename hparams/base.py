@@ -12,7 +12,6 @@ import ast
 import dataclasses
 import difflib
 import json
-import math
 import typing
 
 from t2t_multimodel.errors import UserError
@@ -142,12 +141,6 @@ class HParams:
     for key, value in values.items():
       hp = _replace_checked(hp, key, value)
     return hp.validate()
-
-
-def image_strides(image_size: int) -> int:
-  """How many of the image modality's entry flow's 4 stride-2 slots are used: the grid ends near 8x8 (the
-  paper's 224x224 ImageNet images: all 4, a 14x14 grid)."""
-  return max(1, min(4, round(math.log2(max(image_size, 16) / 8))))
 
 
 def field_types() -> dict[str, type]:

@@ -13,7 +13,7 @@ levitating suit, 5 skin tones of the skier (which Unicode does not define) and
 one private-use glyph.
 
 Each RGBA image is composited onto a white background and stored as an RGB PNG
-(features.py decodes 3 channels; transparent pixels become white, never the
+(the image modality decodes 3 channels; transparent pixels become white, never the
 arbitrary colours that a palette image keeps under alpha 0).
 
 Caption (the target): the emoji's English CLDR name in plain lower-case ASCII
@@ -64,7 +64,7 @@ import re
 import unicodedata
 from typing import TYPE_CHECKING, Iterable, Iterator, NamedTuple
 
-from t2t_multimodel.data.features import to_rgb_png
+from t2t_multimodel.modalities.image import to_rgb_png
 from t2t_multimodel.problem import CommandToken, MissingDataError, Problem, Sample, SPLITS
 
 if TYPE_CHECKING:

@@ -6,7 +6,7 @@ intensity 0..16), shipped inside scikit-learn; all 1,797 images are used.
 
 Images: intensity v in 0..16 becomes round(v * 255 / 16) in 0..255 (ink is
 bright, the background black, as in the data set), stored as an 8x8 grayscale
-PNG; features.py decodes it to [8, 8, 3] floats in [0, 1].
+PNG; the image modality decodes it to [8, 8, 3] floats in [0, 1].
 
 Splits: stratified by class with a fixed seed. The images of each class are
 shuffled by `random.Random(SEED)`; the first round(10%) go to test, the next

@@ -26,7 +26,7 @@ a part of test. ILSVRC2012's test set has no public labels and is not used.
 Images: decoded (grayscale, CMYK and the one PNG among the JPEGs all become
 RGB), shrunk so that the shorter side is `shorter_side` (256) pixels keeping
 the aspect ratio (never enlarged; bilinear, with JPEG's cheap reduced-scale
-decoding for large images), and stored as PNG (features.py's image codec) at
+decoding for large images), and stored as PNG (the image modality's codec) at
 zlib level 1. Samples come in archive order.
 """
 

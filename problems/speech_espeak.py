@@ -36,7 +36,7 @@ dropped. Example: "Don't be afraid, Abram." -> "don't be afraid abram".
 Audio: each utterance gets, from a generator seeded by (split, index), one of
 8 English accents x 4 voice variants, a speed of 130..210 words per minute and
 a base pitch of 40..60; eSpeak's 22,050 Hz output is resampled to 16 kHz and
-turned into log-mel features [frames, 80] (10 ms frames; audio.py).
+turned into log-mel features [frames, 80] (10 ms frames; spectrogram.py).
 
 Determinism: the sentences, their order and every utterance's voice, speed and
 pitch are fixed functions of (split, index). A fresh process that generates the
@@ -57,7 +57,8 @@ from typing import Iterable, Iterator, NamedTuple
 
 import numpy as np
 
-from t2t_multimodel.data import audio, espeak, leakage
+from t2t_multimodel.data import espeak, leakage
+from t2t_multimodel.modalities import spectrogram
 from t2t_multimodel.problem import CommandToken, MissingDataError, Problem, Sample, SPLITS
 from t2t_multimodel.problems import translate_bible
 
@@ -171,7 +172,7 @@ def utterance_voice(split: str, index: int) -> espeak.Voice:
 
 def featurize(text: str, voice: espeak.Voice) -> np.ndarray:
   """Text -> log-mel features [frames, 80] of its 16 kHz eSpeak NG rendering."""
-  return audio.log_mel_spectrogram(espeak.synthesize(text, voice))  # [frames, 80]
+  return spectrogram.log_mel_spectrogram(espeak.synthesize(text, voice))  # [frames, 80]
 
 
 class SpeechEspeak(Problem):

@@ -38,7 +38,7 @@ import os
 import re
 from typing import Iterator, NamedTuple
 
-from t2t_multimodel.data.audio import check_sphere, featurize_file
+from t2t_multimodel.modalities.spectrogram import check_sphere, featurize_file
 from t2t_multimodel.problem import CommandToken, MissingDataError, Problem, Sample
 
 AUDIO_EXTENSIONS = (".wav", ".wv1", ".sph")

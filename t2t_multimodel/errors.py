@@ -3,3 +3,7 @@
 
 class UserError(Exception):
   """Base of every error caused by a user's input (names, flags, data), not by a bug."""
+
+
+class MissingDataError(UserError, RuntimeError):
+  """A full-data problem whose data set is not where it should be."""

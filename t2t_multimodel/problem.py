@@ -1,7 +1,7 @@
 """What a problem is: its modalities, its command token, its splits, its data and its metrics.
 
 A problem yields raw samples, `{"inputs": ..., "targets": ...}`, whose types are
-set by its modalities (see `features.py`): text for "symbol", PNG bytes for
+set by its modalities (see `modalities/`): text for "symbol", PNG bytes for
 "image", a [frames, mel_bins] float array for "audio", an int for
 "class_label". mm-datagen encodes them into TFRecord shards named
 `<problem>-<split>-NNNNN-of-NNNNN` in the data dir.
@@ -13,9 +13,11 @@ import dataclasses
 import enum
 from typing import Any, Iterator, Mapping
 
-from t2t_multimodel.errors import UserError
+from t2t_multimodel import modalities
+from t2t_multimodel.errors import MissingDataError
 
-MODALITIES = ("symbol", "image", "audio", "class_label")
+__all__ = ["CommandToken", "Mixture", "MissingDataError", "NUM_COMMAND_TOKENS", "Problem", "Sample",
+           "SPLITS", "validate_problem"]
 SPLITS = ("train", "dev", "test")
 
 
@@ -37,10 +39,6 @@ class CommandToken(enum.IntEnum):
 
 
 NUM_COMMAND_TOKENS = max(CommandToken) + 1
-
-
-class MissingDataError(UserError, RuntimeError):
-  """A full-data problem whose data set is not where it should be."""
 
 
 Sample = Mapping[str, Any]
@@ -83,27 +81,31 @@ class Problem:
 
   def vocab_texts(self, tmp_dir: str) -> Iterator[str]:
     """Yields the train-split text that the shared subword vocabulary is built from."""
+    roles = self.text_roles()
     for sample in self.generate_samples("train", tmp_dir):
-      for key, modality in (("inputs", self.input_modality), ("targets", self.target_modality)):
-        if modality == "symbol":
-          yield sample[key]
+      for role in roles:
+        yield sample[role]
 
   def text_samples(self, split: str, tmp_dir: str = "") -> Iterator[dict[str, str | None]]:
     """Yields `{"inputs": ..., "targets": ...}` per sample of `split`, in `generate_samples` order:
-    the text of each "symbol" role, None for the other roles (used by leakage.py).
+    the text of each text role, None for the other roles (used by leakage.py).
 
     Problems whose other roles are costly to make (audio, images) override it to skip that work.
     """
-    roles = (("inputs", self.input_modality), ("targets", self.target_modality))
+    roles = self.text_roles()
     for sample in self.generate_samples(split, tmp_dir):
-      yield {key: sample[key] if modality == "symbol" else None for key, modality in roles}
+      yield {role: sample[role] if role in roles else None for role in modalities.ROLES}
 
   def check_data(self, tmp_dir: str) -> None:
     """Raises MissingDataError (one line: the data set and where to put it) if data is absent."""
 
+  def text_roles(self) -> list[str]:
+    """The roles ("inputs", "targets") whose modality is text of the shared vocabulary."""
+    return [role for role in modalities.ROLES if modalities.of(self, role).text]
+
   @property
   def has_text(self) -> bool:
-    return "symbol" in (self.input_modality, self.target_modality)
+    return bool(self.text_roles())
 
   def num_shards(self, split: str) -> int:
     return {"train": self.train_shards, "dev": self.dev_shards, "test": self.test_shards}[split]
@@ -127,12 +129,12 @@ def validate_problem(problem: Problem) -> Problem:
   """Raises ValueError if a problem's declaration is inconsistent."""
   if not problem.name:
     raise ValueError(f"{type(problem).__name__} has no name.")
-  for role in ("input_modality", "target_modality"):
-    value = getattr(problem, role)
-    if value not in MODALITIES:
-      raise ValueError(f"Problem {problem.name}: unknown {role} {value!r}; known: {', '.join(MODALITIES)}")
-  if problem.target_modality == "class_label" and problem.num_classes < 2:
-    raise ValueError(f"Problem {problem.name}: a class_label target needs num_classes >= 2.")
+  for role, attribute in modalities.ROLES.items():
+    name = getattr(problem, attribute)
+    if name not in modalities.MODALITIES:
+      raise ValueError(f"Problem {problem.name}: unknown {attribute} {name!r}; known: "
+                       f"{', '.join(modalities.MODALITIES.names())}")
+    modalities.MODALITIES.get(name).check(problem, role)
   if not problem.metrics:
     raise ValueError(f"Problem {problem.name}: declares no metrics.")
   return problem

@@ -66,7 +66,8 @@ class Registry(Generic[T]):
     known = ", ".join(sorted(self._items)) or "(none)"
     close = difflib.get_close_matches(name, self._items, n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
-    return f"Unknown {self.kind} {name!r}.{hint} Known {self.kind}s: {known}"
+    kinds = self.kind[:-1] + "ies" if self.kind.endswith("y") else self.kind + "s"
+    return f"Unknown {self.kind} {name!r}.{hint} Known {kinds}: {known}"
 
   def names(self) -> list[str]:
     return sorted(self._items)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from t2t_multimodel.model.layers.attention import (Attention, AttentionBlock, causal_bias, padding_bias,
+from t2t_multimodel.layers.attention import (Attention, AttentionBlock, causal_bias, padding_bias,
                                              timing_signal)
 
 

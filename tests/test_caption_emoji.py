@@ -12,10 +12,10 @@ import tensorflow as tf
 from PIL import Image
 
 from t2t_multimodel.data import features
-from t2t_multimodel.data.vocab import SubwordVocab
 from t2t_multimodel.problem import CommandToken, MissingDataError, SPLITS, validate_problem
 from t2t_multimodel.problems import caption_emoji
 from t2t_multimodel.problems.caption_emoji import CaptionEmoji
+from t2t_multimodel.vocab import SubwordVocab
 
 PROBLEM = CaptionEmoji()
 

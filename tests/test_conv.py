@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from t2t_multimodel.model.layers.conv import ConvBlock, ConvRes, ConvStep
+from t2t_multimodel.layers.conv import ConvBlock, ConvRes, ConvStep
 
 
 @pytest.mark.parametrize("layer, shape, expected", [

@@ -15,8 +15,8 @@ import pytest
 from PIL import Image
 
 from t2t_multimodel.data import data_dir as data_dir_lib, datagen, shards
-from t2t_multimodel.data.vocab import EOS_ID, load_vocab, vocab_path
 from t2t_multimodel.problem import CommandToken, Problem
+from t2t_multimodel.vocab import EOS_ID, load_vocab, vocab_path
 
 SENTENCES = [f"sentence number {i} says hello to the world" for i in range(60)]
 

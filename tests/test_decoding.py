@@ -7,12 +7,12 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from t2t_multimodel.data.vocab import EOS_ID, SubwordVocab
 from t2t_multimodel.hparams import get_hparams
 from t2t_multimodel.infer import decoding
 from t2t_multimodel.infer.beam_search import beam_search
 from t2t_multimodel.model.multimodel import MultiModel
 from t2t_multimodel.problems import PROBLEMS
+from t2t_multimodel.vocab import EOS_ID, SubwordVocab
 
 PROBLEM_NAMES = ("translate_ende_bible", "caption_emoji", "speech_espeak", "image_digits")
 

@@ -7,7 +7,8 @@ import espeakng_loader
 import numpy as np
 import pytest
 
-from t2t_multimodel.data import audio, espeak
+from t2t_multimodel.data import espeak
+from t2t_multimodel.modalities import spectrogram
 from t2t_multimodel.problem import MissingDataError
 
 SHORT = "God saw the light."
@@ -15,7 +16,7 @@ LONG = "God saw the light, and saw that it was good. God divided the light from 
 
 
 def _seconds(waveform: np.ndarray) -> float:
-  return len(waveform) / audio.SAMPLE_RATE
+  return len(waveform) / spectrogram.SAMPLE_RATE
 
 
 def assert_same_speech(mel_a: np.ndarray, mel_b: np.ndarray, max_shift: int = 3) -> None:
@@ -45,7 +46,7 @@ def test_waveform_is_plausible_speech_at_16khz():
   waveform = espeak.synthesize(SHORT)
   native, rate = espeak.synthesize_native(SHORT)
   assert waveform.dtype == np.float32 and waveform.ndim == 1
-  assert abs(len(waveform) - len(native) * audio.SAMPLE_RATE / rate) <= 1
+  assert abs(len(waveform) - len(native) * spectrogram.SAMPLE_RATE / rate) <= 1
   assert 0.5 < _seconds(waveform) < 3.0
   assert -1.0 <= waveform.min() < 0.0 < waveform.max() <= 1.0
   assert np.sqrt(np.mean(waveform ** 2)) > 0.02  # not silent
@@ -60,7 +61,7 @@ def test_duration_grows_with_text_length_and_falls_with_rate():
 
 def test_voices_differ():
   names = ["en-us", "en-gb-x-rp", "en-029", "en-gb-scotland+f2"]
-  spectra = [audio.log_mel_spectrogram(espeak.synthesize(SHORT, espeak.Voice(n))).mean(axis=0)
+  spectra = [spectrogram.log_mel_spectrogram(espeak.synthesize(SHORT, espeak.Voice(n))).mean(axis=0)
              for n in names]  # [80] each
   for i in range(len(names)):
     for j in range(i + 1, len(names)):
@@ -71,7 +72,7 @@ def test_same_text_and_voice_give_the_same_speech_whatever_came_before():
   reference = espeak.synthesize(LONG, espeak.Voice("en-gb-x-rp+f2", rate=150, pitch=45))
   espeak.synthesize(SHORT, espeak.Voice("en-029+f4", rate=90, pitch=90))
   again = espeak.synthesize(LONG, espeak.Voice("en-gb-x-rp+f2", rate=150, pitch=45))
-  assert_same_speech(audio.log_mel_spectrogram(reference), audio.log_mel_spectrogram(again))
+  assert_same_speech(spectrogram.log_mel_spectrogram(reference), spectrogram.log_mel_spectrogram(again))
 
 
 _FRESH_PROCESS = """

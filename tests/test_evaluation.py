@@ -9,7 +9,6 @@ import pytest
 import tensorflow as tf
 
 from t2t_multimodel.data import data_dir as data_dir_lib, inputs, shards
-from t2t_multimodel.data.vocab import load_vocab
 from t2t_multimodel.evaluate import evaluation
 from t2t_multimodel.evaluate.evaluator import decodes_path, read_results
 from t2t_multimodel.hparams import get_hparams
@@ -17,6 +16,7 @@ from t2t_multimodel.infer import serving
 from t2t_multimodel.model.multimodel import MultiModel
 from t2t_multimodel.problems import PROBLEMS
 from t2t_multimodel.run import run_dir
+from t2t_multimodel.vocab import load_vocab
 
 EVALUATE = os.path.join(os.path.dirname(sys.executable), "mm-evaluate")
 PROBLEM_NAMES = ("image_digits", "translate_ende_bible")

@@ -10,9 +10,9 @@ import tensorflow as tf
 from PIL import Image
 
 from t2t_multimodel.data import features
-from t2t_multimodel.data.vocab import SubwordVocab
 from t2t_multimodel.problem import CommandToken, MissingDataError, SPLITS
 from t2t_multimodel.problems.image_mscoco import ImageMscocoCaptions
+from t2t_multimodel.vocab import SubwordVocab
 from tests import tfds_testing
 
 # image id -> (size, colour, [(annotation id, caption as COCO stores it)])

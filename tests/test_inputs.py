@@ -11,10 +11,11 @@ import tensorflow as tf
 from PIL import Image
 
 from t2t_multimodel.data import data_dir as data_dir_lib, datagen, inputs, shards
-from t2t_multimodel.data.vocab import EOS_ID, load_vocab
 from t2t_multimodel.hparams.multimodel import multimodel_tiny
-from t2t_multimodel.model import modalities
+from t2t_multimodel.modalities.audio import AudioModality
+from t2t_multimodel.modalities.image import ImageModality
 from t2t_multimodel.problem import CommandToken, Problem
+from t2t_multimodel.vocab import EOS_ID, load_vocab
 
 WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu".split()
 HP = dataclasses.replace(multimodel_tiny(), batch_size=4, max_input_length=12, max_target_length=10,
@@ -231,16 +232,16 @@ def _positions(batch, problem, hp):
 def test_body_positions_match_the_modality_nets():
   for size in (6, 8, 16, 33):
     hp = dataclasses.replace(HP, hidden_size=16, image_size=size)
-    x, _, _ = modalities.ImageModality(16, image_size=size).bottom(tf.zeros([1, size, size, 3]))
+    x, _, _ = ImageModality(16, image_size=size).bottom(tf.zeros([1, size, size, 3]))
     assert inputs.body_positions("image", hp) == x.shape[1], size
   for strides, frames in ((1, 8), (1, 7), (2, 24), (3, 40)):
     hp = dataclasses.replace(HP, audio_blocks=3, audio_time_strides=strides)
-    x, _, _ = modalities.AudioModality(16, blocks=3, time_strides=strides).bottom(
+    x, _, _ = AudioModality(16, blocks=3, time_strides=strides).bottom(
         tf.ones([1, frames, 80]))
     assert inputs.body_positions("audio", hp, frames) == x.shape[1], (strides, frames)
   assert inputs.body_positions("symbol", HP, 12) == 12
   assert inputs.body_positions("class_label", HP) == 1
-  with pytest.raises(KeyError, match="Unknown modality 'video'. Known modalities: symbol"):
+  with pytest.raises(KeyError, match="Unknown modality 'video'. Known modalities: audio"):
     inputs.body_positions("video", HP)
 
 

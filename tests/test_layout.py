@@ -11,8 +11,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SOURCES = {"t2t_multimodel": "t2t_multimodel", "problems": "t2t_multimodel.problems",
            "hparams": "t2t_multimodel.hparams", "bin": "t2t_multimodel.bin"}
 # The stages of the data flow, earliest first; a module may import from its own stage or an earlier one.
-FLOW = ["errors", "registry", "problem", "cli", "hparams", "data", "problems", "model", "run", "infer",
-        "evaluate", "train", "paper", "bin"]
+FLOW = ["errors", "registry", "vocab", "cli", "hparams", "layers", "modalities", "problem", "data", "problems",
+        "model", "run", "infer", "evaluate", "train", "paper", "bin"]
 
 
 def _modules() -> dict[str, str]:
@@ -103,3 +103,21 @@ def test_no_layer_has_a_step_beside_its_call():
         if {"call", "step"} <= methods:
           both.append(f"{module}.{node.name}")
   assert both == []
+
+
+def test_only_the_modalities_spell_out_a_modality_name():
+  """The engine asks a Modality object (modalities/) what to do; it never tests a modality's name
+  ("symbol", the default text modality, may appear as a default)."""
+  spelled = set()
+  for module, path in MODULES.items():
+    if module.startswith(("t2t_multimodel.modalities.", "t2t_multimodel.problems")):
+      continue
+    tree = ast.parse(open(path, encoding="utf-8").read())
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef)) and node.body
+                  and isinstance(node.body[0], ast.Expr)}
+    for node in ast.walk(tree):
+      if (isinstance(node, ast.Constant) and node.value in ("audio", "image", "class_label")
+          and id(node) not in docstrings):
+        spelled.add(f"{module}:{node.lineno}")
+  assert sorted(spelled) == []

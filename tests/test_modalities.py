@@ -1,25 +1,63 @@
-"""Modality nets: bottoms into [B, T, D], tops out of it, losses, masks, config round trips."""
+"""Modalities: the registry, and their nets: bottoms into [B, T, D], tops out of it, losses, masks,
+config round trips."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from t2t_multimodel.hparams import get_hparams
-from t2t_multimodel.model.modalities import (AudioModality, ClassLabelModality, image_strides,
-                                             ImageModality, modality_key, MODALITY_NETS,
-                                             normalize_frames, smoothed_cross_entropy, SymbolModality)
+from t2t_multimodel.modalities import MODALITIES
+from t2t_multimodel.modalities.audio import AudioModality, normalize_frames
+from t2t_multimodel.modalities.base import smoothed_cross_entropy
+from t2t_multimodel.modalities.class_label import ClassLabelModality
+from t2t_multimodel.modalities.image import image_strides, ImageModality
+from t2t_multimodel.modalities.symbol import SymbolModality
+from t2t_multimodel.registry import UnknownNameError
 
 
-def test_registry_names_and_factories():
-  assert MODALITY_NETS.names() == ["audio", "class_label", "image", "symbol"]
+def test_registry_names_and_nets():
+  assert MODALITIES.names() == ["audio", "class_label", "image", "symbol"]
   hp = get_hparams("multimodel_tiny")
   problem = {"input_modality": "image", "target_modality": "class_label", "num_classes": 10}
-  for name in MODALITY_NETS.names():
-    net = MODALITY_NETS.get(name)(hp, problem)
+  image, label, symbol = (MODALITIES.get(n) for n in ("image", "class_label", "symbol"))
+  for name in MODALITIES.names():
+    modality = MODALITIES.get(name)
+    net = modality.net(hp, problem, image)
     assert hasattr(net, "bottom") or hasattr(net, "top")
-  assert modality_key("class_label", problem) == "class_label_10"
-  assert modality_key("class_label", {**problem, "input_modality": "symbol"}) == "class_label_10_seq"
-  assert modality_key("symbol", problem) == "symbol"
+    assert net.name == modality.net_key(problem, image)
+    role = "targets" if modality.autoregressive or name == "class_label" else "inputs"
+    assert modality.dummy(hp, 2, role).shape[0] == 2
+  assert label.net_key(problem, image) == "class_label_10"
+  assert label.net_key(problem, symbol) == "class_label_10_seq"
+  assert symbol.net_key(problem, image) == "symbol"
+  with pytest.raises(UnknownNameError, match="Unknown modality 'video'. Known modalities: audio"):
+    MODALITIES.get("video")
+
+
+def test_every_modality_round_trips_a_value_through_its_codec(tmp_path):
+  """encode -> parse with spec -> decode, as mm-datagen and the input pipeline do."""
+  from t2t_multimodel.vocab import SubwordVocab
+  vocab = SubwordVocab.build(["hello world"] * 20, str(tmp_path / "v.model"), vocab_size=300)
+  from t2t_multimodel.modalities.image import to_rgb_png
+  import io
+  from PIL import Image
+  buffer = io.BytesIO()
+  Image.fromarray(np.full((3, 5, 3), 255, np.uint8)).save(buffer, format="PNG")
+  values = {"symbol": "hello world", "image": to_rgb_png(buffer.getvalue()),
+            "audio": np.ones([7, 80], np.float32), "class_label": 3}
+  for name, value in values.items():
+    modality = MODALITIES.get(name)
+    example = tf.train.Example(features=tf.train.Features(feature={"x": modality.encode(value, vocab)}))
+    parsed = tf.io.parse_single_example(example.SerializeToString(), {"x": modality.spec()})["x"]
+    decoded = modality.decode(parsed)
+    if name == "symbol":
+      assert modality.to_text(decoded.numpy(), vocab) == "hello world"
+    elif name == "image":
+      assert decoded.shape == (3, 5, 3) and float(tf.reduce_min(decoded)) == 1.0
+    elif name == "audio":
+      np.testing.assert_array_equal(decoded.numpy(), value)
+    else:
+      assert modality.to_text(decoded.numpy(), None, ["a", "b", "c", "d"]) == "d"
 
 
 def test_symbol_bottom_top_loss():

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from t2t_multimodel import modalities
 from t2t_multimodel.hparams import get_hparams
-from t2t_multimodel.model.modalities import modality_key
 from t2t_multimodel.model.multimodel import MODELS, MultiModel
 from t2t_multimodel.problems import MIXTURES, PROBLEMS
 
@@ -65,7 +65,8 @@ def test_output_shapes_and_loss(model, problem):
 def _used_variables(problem, model):
   """Every trainable variable but other problems' modality nets (and the decoder for labels)."""
   sig = PROBLEMS.get(problem).signature()
-  used = {modality_key(sig[role], sig) for role in ("input_modality", "target_modality")}
+  source = modalities.of(sig, "inputs")
+  used = {modalities.of(sig, role).net_key(sig, source) for role in modalities.ROLES}
   excluded = {id(v) for key, net in model.modality_nets.items() if key not in used
               for v in net.trainable_variables}
   if sig["target_modality"] == "class_label":

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from t2t_multimodel.model.layers.moe import MixtureOfExperts, _prob_in_top_k, cv_squared
+from t2t_multimodel.layers.moe import MixtureOfExperts, _prob_in_top_k, cv_squared
 
 D, E, F = 8, 5, 12
 MODES = ["loop", "padded", "capacity"]  # "capacity" without drops (see `_moe`) in shared tests.

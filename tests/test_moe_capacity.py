@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from t2t_multimodel.hparams import get_hparams, HParams, HParamsError
 from t2t_multimodel.hparams.base import MOE_DISPATCH_MODES
-from t2t_multimodel.model.layers.moe import DISPATCH_MODES, MixtureOfExperts
+from t2t_multimodel.layers.moe import DISPATCH_MODES, MixtureOfExperts
 from t2t_multimodel.model.multimodel import MultiModel
 from t2t_multimodel.problems import PROBLEMS
 from tests.test_moe import E, _moe, _x

@@ -6,10 +6,10 @@ import pytest
 import tensorflow as tf
 
 from t2t_multimodel.data import features, trees
-from t2t_multimodel.data.vocab import SubwordVocab
 from t2t_multimodel.problem import CommandToken, MissingDataError, SPLITS
 from t2t_multimodel.problems import parse_trees
 from t2t_multimodel.problems.parse_trees import Converter, ParseTrees, Unconvertible
+from t2t_multimodel.vocab import SubwordVocab
 
 
 def _convert(parse):

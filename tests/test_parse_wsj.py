@@ -4,9 +4,9 @@ import pytest
 import tensorflow as tf
 
 from t2t_multimodel.data import features, trees
-from t2t_multimodel.data.vocab import SubwordVocab
 from t2t_multimodel.problem import CommandToken, MissingDataError
 from t2t_multimodel.problems.parse_wsj import ParseWsj
+from t2t_multimodel.vocab import SubwordVocab
 
 # Made-up sentences in the treebank's layout: the "( (S" wrapper, traces, function tags, indices.
 SAID = """( (S 

@@ -7,10 +7,10 @@ import pytest
 import tensorflow as tf
 
 from t2t_multimodel.data import features
-from t2t_multimodel.data.vocab import SubwordVocab
 from t2t_multimodel.problem import CommandToken, MissingDataError, SPLITS
 from t2t_multimodel.problems import MIXTURES, PROBLEMS, resolve
 from t2t_multimodel.registry import UnknownNameError
+from t2t_multimodel.vocab import SubwordVocab
 
 KNOWN_METRICS = {"accuracy", "accuracy_top5", "neg_log_perplexity", "bleu", "wer", "bracket_f1",
                  "exact_match"}

@@ -5,10 +5,10 @@ import os
 import pytest
 
 from t2t_multimodel.data import shards
-from t2t_multimodel.data.vocab import SubwordVocab, vocab_path
 from t2t_multimodel.errors import UserError
 from t2t_multimodel.run import run_dir
 from t2t_multimodel.run.run_config import resolve_config
+from t2t_multimodel.vocab import SubwordVocab, vocab_path
 
 
 def _resolve(data_dir, output_dir, **changes):

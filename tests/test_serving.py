@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from t2t_multimodel.data.vocab import EOS_ID, SubwordVocab, VOCAB_FILENAME
 from t2t_multimodel.hparams import get_hparams
 from t2t_multimodel.infer import decoding, serving
 from t2t_multimodel.model.multimodel import MultiModel
 from t2t_multimodel.problems import PROBLEMS
 from t2t_multimodel.run import run_dir
+from t2t_multimodel.vocab import EOS_ID, SubwordVocab, VOCAB_FILENAME
 
 BIN = os.path.dirname(sys.executable)
 PROBLEM_NAMES = ("translate_ende_bible", "image_digits")

@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from t2t_multimodel.data import audio, espeak, features, leakage
-from t2t_multimodel.data.vocab import SubwordVocab
+from t2t_multimodel.data import espeak, features, leakage
+from t2t_multimodel.modalities import spectrogram
 from t2t_multimodel.problem import CommandToken
 from t2t_multimodel.problems import speech_espeak, translate_bible
 from t2t_multimodel.problems.speech_espeak import SpeechEspeak
+from t2t_multimodel.vocab import SubwordVocab
 from tests.test_espeak import assert_same_speech
 
 PROBLEM = SpeechEspeak()
@@ -109,11 +110,11 @@ def test_samples_are_log_mel_features_and_transcripts(dev_samples):
   assert [s["targets"] for s in dev_samples] == PROBLEM.transcripts("dev")[:4]
   for index, sample in enumerate(dev_samples):
     inputs = sample["inputs"]
-    assert inputs.ndim == 2 and inputs.shape[1] == audio.NUM_MEL_BINS and inputs.shape[0] > 50
+    assert inputs.ndim == 2 and inputs.shape[1] == spectrogram.NUM_MEL_BINS and inputs.shape[0] > 50
     assert np.isfinite(inputs).all() and inputs.std() > 1.0
     spoken = PROBLEM.sentences("dev")[index].spoken
     waveform = espeak.synthesize(spoken, speech_espeak.utterance_voice("dev", index))
-    assert abs(inputs.shape[0] - len(waveform) / audio.FRAME_STEP) <= 1.5  # 10 ms frames
+    assert abs(inputs.shape[0] - len(waveform) / spectrogram.FRAME_STEP) <= 1.5  # 10 ms frames
 
 
 def test_samples_encode_and_parse_back(dev_samples, tmp_path):

@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from t2t_multimodel.data import audio, features
-from t2t_multimodel.data.vocab import SubwordVocab
+from t2t_multimodel.data import features
+from t2t_multimodel.modalities import spectrogram
 from t2t_multimodel.problem import CommandToken, MissingDataError, SPLITS
 from t2t_multimodel.problems import speech_wsj
 from t2t_multimodel.problems.speech_wsj import SpeechWsj
+from t2t_multimodel.vocab import SubwordVocab
 
 
 def _tone(seconds, rate, hz=440.0):
@@ -106,11 +107,11 @@ def test_sphere_and_wav_readers():
   import tempfile
   with tempfile.TemporaryDirectory() as folder:
     _sphere(os.path.join(folder, "a.wv1"), TRAIN_SPHERE, 16000)
-    waveform, rate = audio.read_sphere(os.path.join(folder, "a.wv1"))
+    waveform, rate = spectrogram.read_sphere(os.path.join(folder, "a.wv1"))
     assert rate == 16000 and waveform.dtype == np.float32
     np.testing.assert_array_equal(waveform, TRAIN_SPHERE / 32768.0)     # big-endian, header skipped
     _wav(os.path.join(folder, "b.wav"), TRAIN_WAV, 22050)
-    waveform, rate = audio.read_wav(os.path.join(folder, "b.wav"))
+    waveform, rate = spectrogram.read_wav(os.path.join(folder, "b.wav"))
     assert rate == 22050
     np.testing.assert_array_equal(waveform, TRAIN_WAV / 32768.0)
 
@@ -127,7 +128,7 @@ def test_wsj_folders_make_the_splits(wsj_dir):
   samples = {split: list(problem.generate_samples(split, wsj_dir)) for split in SPLITS}
   seconds = [0.5, 0.3, 0.2, 0.25]      # 22.05 kHz resampled to 16 kHz; 10 ms frames
   shapes = [s["inputs"].shape for split in ("train", "dev", "test") for s in samples[split]]
-  assert shapes == [(int(np.ceil(s * 100)), audio.NUM_MEL_BINS) for s in seconds]
+  assert shapes == [(int(np.ceil(s * 100)), spectrogram.NUM_MEL_BINS) for s in seconds]
   for split_samples in samples.values():
     for sample in split_samples:
       assert np.isfinite(sample["inputs"]).all() and sample["inputs"].std() > 1.0
@@ -146,7 +147,7 @@ def test_samples_encode_and_parse_back(wsj_dir, tmp_path):
 
 def test_shorten_sphere_fails_with_one_line_naming_sph2pipe(wsj_dir):
   os.remove(os.path.join(wsj_dir, "wsj", "wsj0/si_et_20/440/440c0201.wav"))
-  with pytest.raises(audio.UnsupportedAudioError) as info:
+  with pytest.raises(spectrogram.UnsupportedAudioError) as info:
     SpeechWsj().check_data(wsj_dir)
   message = str(info.value)
   assert "\n" not in message and "440c0201.wv1" in message

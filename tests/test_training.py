@@ -11,13 +11,13 @@ import tensorflow as tf
 
 from t2t_multimodel.data import data_dir as data_dir_lib
 from t2t_multimodel.data.mixing import ProblemSampler
-from t2t_multimodel.data.vocab import VOCAB_FILENAME
 from t2t_multimodel.errors import UserError
 from t2t_multimodel.evaluate import evaluator
 from t2t_multimodel.hparams.multimodel import multimodel_tiny
 from t2t_multimodel.run import checkpointing, run_dir
 from t2t_multimodel.run.run_config import resolve_config
 from t2t_multimodel.train import optimization, training
+from t2t_multimodel.vocab import VOCAB_FILENAME
 
 TWO_PROBLEMS = "image_digits,translate_ende_bible"
 

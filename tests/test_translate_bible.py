@@ -7,10 +7,10 @@ import pytest
 import tensorflow as tf
 
 from t2t_multimodel.data import features, leakage
-from t2t_multimodel.data.vocab import SubwordVocab
 from t2t_multimodel.problem import CommandToken, MissingDataError, SPLITS, validate_problem
 from t2t_multimodel.problems import translate_bible
 from t2t_multimodel.problems.translate_bible import TranslateBible
+from t2t_multimodel.vocab import SubwordVocab
 
 PROBLEMS = {pair: TranslateBible(*pair) for pair in translate_bible.PAIRS}
 EN_DE, EN_FR = PROBLEMS[("en", "de")], PROBLEMS[("en", "fr")]

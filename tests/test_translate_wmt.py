@@ -9,10 +9,10 @@ import pytest
 import tensorflow as tf
 
 from t2t_multimodel.data import features
-from t2t_multimodel.data.vocab import SubwordVocab
 from t2t_multimodel.problem import CommandToken, MissingDataError
 from t2t_multimodel.problems import translate_wmt
 from t2t_multimodel.problems.translate_wmt import TranslateWmt
+from t2t_multimodel.vocab import SubwordVocab
 from tests import tfds_testing
 
 EUROPARL_DE = ["Die Sitzung ist eröffnet.", "", "Wir stimmen jetzt ab."]

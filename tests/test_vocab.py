@@ -2,7 +2,7 @@
 
 import pytest
 
-from t2t_multimodel.data.vocab import EOS_ID, PAD_ID, SubwordVocab, load_vocab
+from t2t_multimodel.vocab import EOS_ID, PAD_ID, SubwordVocab, load_vocab
 
 TEXTS = [
     "In the beginning God created the heavens and the earth.",

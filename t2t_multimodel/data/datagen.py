@@ -24,8 +24,8 @@ from tqdm import tqdm
 
 from t2t_multimodel.data import features, leakage
 from t2t_multimodel.data.data_dir import manifest_path, shard_path, write_json_atomic
-from t2t_multimodel.data.vocab import SubwordVocab, vocab_path
 from t2t_multimodel.problem import Problem, SPLITS
+from t2t_multimodel.vocab import SubwordVocab, vocab_path
 
 DATA_FORMAT_VERSION = 2  # 2: symbol roles also keep their raw text ("<role>_text")
 

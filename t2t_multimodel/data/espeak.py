@@ -30,7 +30,7 @@ import threading
 
 import numpy as np
 
-from t2t_multimodel.data import audio
+from t2t_multimodel.modalities import spectrogram
 from t2t_multimodel.problem import MissingDataError
 
 # speak_lib.h constants.
@@ -159,8 +159,8 @@ def synthesize_native(text: str, voice: Voice = Voice()) -> tuple[np.ndarray, in
 
 
 def synthesize(text: str, voice: Voice = Voice(),
-               sample_rate: int = audio.SAMPLE_RATE) -> np.ndarray:
+               sample_rate: int = spectrogram.SAMPLE_RATE) -> np.ndarray:
   """Text -> float32 waveform [S] in [-1, 1] at `sample_rate` (16 kHz by default)."""
   samples, native_rate = synthesize_native(text, voice)
-  waveform = audio.resample(samples.astype(np.float32) / 32768.0, native_rate, sample_rate)  # [S]
+  waveform = spectrogram.resample(samples.astype(np.float32) / 32768.0, native_rate, sample_rate)  # [S]
   return np.clip(waveform, -1.0, 1.0)

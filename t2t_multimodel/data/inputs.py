@@ -1,30 +1,21 @@
 """The trainer's input pipeline: batches of one problem, bucketed by length, deterministic.
 
 Each example is read from the shards that mm-datagen wrote (`shards.read_files`, which checks
-that each shard's records cover the whole file, and `features.parse_fn`), then preprocessed
-by a small per-modality function chosen by the modality name:
-
-  symbol       int32 [T]. Inputs longer than max_input_length are cut keeping
-               their final EOS. Targets longer than max_target_length are cut
-               and get no EOS: the model learns the cut tree or verse as an
-               unfinished prefix, never to stop in its middle.
-  image        float32 [S, S, 3] in [0, 1], S = image_size; the aspect ratio is
-               kept: resized (antialiased bilinear) to fit, then centred on zeros
-  audio        float32 [F, 80], F cut to max_input_length * 2**audio_time_strides
-  class_label  int32 [1]
+that each shard's records cover the whole file, and `features.parse_fn`), then preprocessed by
+its modality's `layout` (modalities/: text cut to the length limits, images fitted, audio frames
+cut), and its length axis padded up to the layout's multiple.
 
 Training batches group examples of similar lengths (group_by_window), zero-padded. A sequence axis
-is padded up to a multiple of `length_bucket_step` (of `length_bucket_step * 2**audio_time_strides`
-frames for audio, so the strided audio net sees a multiple of the step too): shapes come from a few
-lengths, and tf.function retraces are few. A batch holds `hparams.batch_size` examples, or, with
-`hparams.batch_tokens` > 0, about that many positions of the shared body, as T2T batched by
-tokens: max(1, batch_tokens // L) examples, L the bucket's longest padded length over inputs and
-targets in body positions (`body_positions`), so that every step carries about the same work
-whatever the problem.
+is padded up to its layout's multiple (`length_bucket_step` tokens, or frames scaled by the audio
+net's strides): shapes come from a few lengths, and tf.function retraces are few. A batch holds
+`hparams.batch_size` examples, or, with `hparams.batch_tokens` > 0, about that many positions of
+the shared body, as T2T batched by tokens: max(1, batch_tokens // L) examples, L the bucket's
+longest padded length over inputs and targets in body positions (`body_positions`), so that every
+step carries about the same work whatever the problem.
 
 Evaluation batches hold `hparams.eval_batch_size` examples in generation order (the order of
 `Problem.generate_samples`; mm-datagen deals example i to shard i % n, so a round robin over the
-shards restores it) and carry each symbol target's untruncated text as "targets_text", the
+shards restores it) and carry each text target's untruncated text as "targets_text", the
 reference that text metrics score against. `sample=N` keeps a fixed, seeded sample of N
 examples spread over the whole split (periodic dev evaluations), never the head of a shard.
 """
@@ -34,13 +25,15 @@ from __future__ import annotations
 import math
 import os
 import random
-from typing import Callable, NamedTuple, Sequence
+from typing import Callable, Sequence
 
 import tensorflow as tf
 
-from t2t_multimodel.data import audio, features, shards
+from t2t_multimodel import modalities
+from t2t_multimodel.data import features, shards
 from t2t_multimodel.data.data_dir import read_manifest, split_files
-from t2t_multimodel.hparams.base import HParams, image_strides
+from t2t_multimodel.hparams.base import HParams
+from t2t_multimodel.modalities import Layout
 from t2t_multimodel.problem import Problem
 
 CACHE_LIMIT_BYTES = 1 << 30       # decoded splits estimated below this are cached in memory.
@@ -48,98 +41,12 @@ SHUFFLE_BUFFER = 10_000           # examples; fewer if they are large (SHUFFLE_L
 SHUFFLE_LIMIT_BYTES = 256 << 20
 
 
-# --- Per-modality preprocessing, chosen by the modality's name. ----------------------------------
-
-
-class Layout(NamedTuple):
-  """One role's preprocessing, with its sizes resolved from the hparams.
-
-  preprocess: a decoded value -> the model's value (traced by tf.data).
-  multiple: the length axis (axis 0) is padded to a multiple of this; None: a fixed shape.
-  shape: the per-example shape, None for the length axis.
-  max_length: the longest length axis after preprocessing (None: a fixed shape).
-  """
-
-  preprocess: Callable[[tf.Tensor], tf.Tensor]
-  multiple: int | None
-  shape: list[int | None]
-  max_length: int | None
-
-
-def _symbol_layout(hp: HParams, role: str) -> Layout:
-  if role == "targets":  # a cut target is an unfinished prefix: no EOS in its middle
-    max_length = hp.max_target_length
-    return Layout(lambda ids: tf.cast(ids, tf.int32)[:max_length], hp.length_bucket_step, [None],
-                  max_length)
-  max_length = hp.max_input_length
-
-  def truncate_keep_eos(ids: tf.Tensor) -> tf.Tensor:
-    ids = tf.cast(ids, tf.int32)                                       # [T]
-    length = tf.shape(ids)[0]
-    keep = tf.minimum(length, max_length) - 1
-    return tf.concat([ids[:keep], ids[length - 1:]], axis=0)           # [min(T, max)], ends in EOS
-
-  return Layout(truncate_keep_eos, hp.length_bucket_step, [None], max_length)
-
-
-def _image_layout(hp: HParams, role: str) -> Layout:
-  size = hp.image_size
-
-  def fit(image: tf.Tensor) -> tf.Tensor:
-    shape = tf.cast(tf.shape(image)[:2], tf.float32)                   # [2]: H, W
-    fitted = tf.maximum(tf.cast(tf.round(shape * size / tf.reduce_max(shape)), tf.int32), 1)
-    image = tf.image.resize(image, fitted, antialias=True)             # [h, w, 3], max(h, w) = S
-    offsets = (size - fitted) // 2
-    image = tf.image.pad_to_bounding_box(image, offsets[0], offsets[1], size, size)  # [S, S, 3]
-    return tf.ensure_shape(tf.clip_by_value(image, 0.0, 1.0), [size, size, 3])
-
-  return Layout(fit, None, [size, size, 3], None)
-
-
-def _audio_layout(hp: HParams, role: str) -> Layout:
-  max_frames = hp.max_input_length * 2 ** hp.audio_time_strides
-
-  def cut(frames: tf.Tensor) -> tf.Tensor:
-    return tf.ensure_shape(frames[:max_frames], [None, audio.NUM_MEL_BINS])  # [F, 80]
-
-  # Frames padded to step * 2**strides: the strided audio net then sees a multiple of the step.
-  multiple = hp.length_bucket_step * 2 ** hp.audio_time_strides
-  return Layout(cut, multiple, [None, audio.NUM_MEL_BINS], max_frames)
-
-
-def _class_label_layout(hp: HParams, role: str) -> Layout:
-  def label(value: tf.Tensor) -> tf.Tensor:
-    return tf.ensure_shape(tf.cast(value, tf.int32), [1])             # [1]
-
-  return Layout(label, None, [1], None)
-
-
-MODALITY_LAYOUTS: dict[str, Callable[[HParams, str], Layout]] = {
-    "symbol": _symbol_layout,
-    "image": _image_layout,
-    "audio": _audio_layout,
-    "class_label": _class_label_layout,
-}
+# --- Per-modality preprocessing: each role's modality gives its layout. ---------------------------
 
 
 def layouts(problem: Problem, hp: HParams) -> dict[str, Layout]:
-  """{"inputs": Layout, "targets": Layout} of `problem` under `hp`."""
-  return {"inputs": MODALITY_LAYOUTS[problem.input_modality](hp, "inputs"),
-          "targets": MODALITY_LAYOUTS[problem.target_modality](hp, "targets")}
-
-
-def _image_positions(hp: HParams, length: int) -> int:
-  side = math.ceil(hp.image_size / 2 ** image_strides(hp.image_size))  # "same" stride-2 convs
-  return side * side                                                   # the grid h * w
-
-
-# Positions in the shared body of one example whose length axis is padded to `length`.
-BODY_POSITIONS: dict[str, Callable[[HParams, int], int]] = {
-    "symbol": lambda hp, length: length,                               # one per token
-    "image": _image_positions,                                         # fixed: the image net's grid
-    "audio": lambda hp, length: math.ceil(length / 2 ** hp.audio_time_strides),  # strided frames
-    "class_label": lambda hp, length: 1,
-}
+  """{"inputs": Layout, "targets": Layout} of `problem` under `hp` (`Modality.layout`)."""
+  return {role: modalities.of(problem, role).layout(hp, role) for role in modalities.ROLES}
 
 
 def body_positions(modality: str, hp: HParams, length: int = 0) -> int:
@@ -154,9 +61,7 @@ def body_positions(modality: str, hp: HParams, length: int = 0) -> int:
     >>> body_positions("audio", multimodel_tiny(), 96)      # audio_time_strides=3
     12
   """
-  if modality not in BODY_POSITIONS:
-    raise KeyError(f"Unknown modality {modality!r}. Known modalities: {', '.join(BODY_POSITIONS)}")
-  return BODY_POSITIONS[modality](hp, length)
+  return modalities.MODALITIES.get(modality).body_positions(hp, length)
 
 
 # --- Seeded evaluation samples. -----------------------------------------------------------------
@@ -228,8 +133,7 @@ def _options() -> tf.data.Options:
 def _decoded_example_bytes(problem: Problem, hp: HParams, files: Sequence[str], count: int) -> int:
   """An upper estimate of one preprocessed example's memory (for cache and shuffle sizes)."""
   stored = sum(os.path.getsize(path) for path in files) / max(count, 1)
-  has_image = "image" in (problem.input_modality, problem.target_modality)
-  return int(4 * stored + (4 * 3 * hp.image_size ** 2 if has_image else 0))
+  return int(4 * stored + sum(modalities.of(problem, role).decoded_bytes(hp) for role in modalities.ROLES))
 
 
 def _example_fn(problem: Problem, hp: HParams,

@@ -16,9 +16,9 @@ import tensorflow as tf
 
 from t2t_multimodel.data import features
 from t2t_multimodel.data.data_dir import read_manifest, regenerate_hint, split_files
-from t2t_multimodel.data.vocab import load_vocab, VOCAB_FILENAME
 from t2t_multimodel.errors import UserError
 from t2t_multimodel.problem import Problem
+from t2t_multimodel.vocab import load_vocab, VOCAB_FILENAME
 
 RECORD_OVERHEAD_BYTES = 16        # a TFRecord: length (8) + its CRC (4) + data + data CRC (4).
 _CHECK_BATCH = 256                # records summed at once by the shard check.
@@ -73,7 +73,7 @@ def read_files(files: Sequence[str], *, training: bool, seed: int = 0) -> tf.dat
 
 def load_split(problem: Problem, split: str, data_dir: str) -> tf.data.Dataset:
   """The examples of `split` in generation order, decoded: {"inputs": ..., "targets": ...,
-  "<role>_text": ... for symbol roles} (see features.py)."""
+  "<role>_text": ... for text roles} (see features.py)."""
   parse = features.parse_fn(problem.input_modality, problem.target_modality, with_text=True)
   records = read_files(split_files(problem, split, data_dir), training=False)
   return records.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

@@ -21,13 +21,14 @@ from typing import Sequence
 import numpy as np
 import tensorflow as tf
 
+from t2t_multimodel import modalities
 from t2t_multimodel.data import inputs
 from t2t_multimodel.data.features import text_key
-from t2t_multimodel.data.vocab import SubwordVocab
 from t2t_multimodel.evaluate import metrics
 from t2t_multimodel.hparams.base import HParams
 from t2t_multimodel.infer import decoding
 from t2t_multimodel.problem import Problem
+from t2t_multimodel.vocab import SubwordVocab
 
 TEXT_OUTPUT_METRICS = ("chrf", "degenerate")  # scored for every problem with a text output
 MODEL_KEYS = ("inputs", "targets")
@@ -53,7 +54,7 @@ class ProblemResult:
 def metric_names(problem: Problem) -> tuple[list[str], list[str]]:
   """(token metric names, text metric names) that `problem` is scored with."""
   token_names, text_names = metrics.split_metric_names(problem.metrics)
-  if problem.target_modality == "symbol":
+  if modalities.of(problem, "targets").text:
     text_names += [name for name in TEXT_OUTPUT_METRICS if name not in text_names]
   return token_names, text_names
 
@@ -109,12 +110,12 @@ class Evaluator:
       tokens.add(statistics)
       loss_sum, loss_count = loss_sum + float(loss) * float(count), loss_count + float(count)
       examples += int(batch["inputs"].shape[0])
-      if problem.target_modality == "class_label":
-        hyps = self._label_names(problem, predictions.numpy())
-        refs = self._label_names(problem, batch["targets"].numpy()[:, 0])
+      if not modalities.of(problem, "targets").autoregressive:
+        hyps = self._outputs(problem, predictions.numpy())
+        refs = self._outputs(problem, batch["targets"].numpy())
       elif text_names or len(decodes) < self.num_samples:
         decode = self._decode_fn(problem, model_spec["inputs"])
-        hyps = self._texts(decode(batch["inputs"]).numpy())
+        hyps = self._outputs(problem, decode(batch["inputs"]).numpy())
         refs = [text.decode("utf-8") for text in batch[text_key("targets")].numpy()]
       else:
         continue
@@ -152,13 +153,10 @@ class Evaluator:
 
   # --- Turning ids into strings. -----------------------------------------------------------------
 
-  def _texts(self, ids: np.ndarray) -> list[str]:
-    return [self.vocab.decode(row.tolist()) for row in ids]
-
-  @staticmethod
-  def _label_names(problem: Problem, labels: np.ndarray) -> list[str]:
-    names = problem.class_names
-    return [names[int(label)] if names else str(int(label)) for label in labels]
+  def _outputs(self, problem: Problem, rows: np.ndarray) -> list[str]:
+    """A batch of outputs or stored targets -> one text each (`Modality.to_text`)."""
+    modality = modalities.of(problem, "targets")
+    return [modality.to_text(row, self.vocab, problem.class_names) for row in rows]
 
   def _samples(self, problem: Problem, input_batch: np.ndarray, references: list[str],
                hypotheses: list[str]) -> list[dict[str, str]]:
@@ -167,12 +165,7 @@ class Evaluator:
             for value, reference, hypothesis in zip(input_batch, references, hypotheses)]
 
   def _describe_input(self, problem: Problem, value: np.ndarray) -> str:
-    if problem.input_modality == "symbol":
-      return self.vocab.decode(value.tolist())
-    if problem.input_modality == "image":
-      return f"[image {value.shape[0]}x{value.shape[1]}]"
-    frames = int(np.any(value != 0, axis=-1).sum())
-    return f"[audio, {frames} frames of {value.shape[-1]} mel bins]"
+    return modalities.of(problem, "inputs").describe(value, self.vocab)
 
 
 # --- Records and tables. ----------------------------------------------------------------------------

@@ -43,8 +43,8 @@ import sacrebleu
 import tensorflow as tf
 
 from t2t_multimodel.data import trees
-from t2t_multimodel.data.vocab import PAD_ID
 from t2t_multimodel.registry import Registry
+from t2t_multimodel.vocab import PAD_ID
 
 TextMetricFn = Callable[[Sequence[str], Sequence[str]], float]
 

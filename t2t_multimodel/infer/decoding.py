@@ -13,38 +13,26 @@ from typing import Sequence
 import numpy as np
 import tensorflow as tf
 
-from t2t_multimodel.data import audio, features, inputs
-from t2t_multimodel.data.vocab import EOS_ID, SubwordVocab
+from t2t_multimodel import modalities
+from t2t_multimodel.data import inputs
 from t2t_multimodel.hparams.base import HParams
 from t2t_multimodel.infer.beam_search import beam_search, greedy_search
 from t2t_multimodel.problem import Problem
-
-
-def _read_image(path: str) -> tf.Tensor:
-  with open(path, "rb") as f:  # any Pillow format, alpha composited onto white
-    return features.CODECS["image"].decode(tf.constant(features.to_rgb_png(f.read())))  # [H, W, 3]
-
-
-def _read_audio(path: str) -> tf.Tensor:
-  return tf.constant(audio.featurize_file(path), tf.float32)  # WAV or SPHERE -> log-mel [F, 80]
-
-
-def _read_text(line: str, vocab: SubwordVocab) -> tf.Tensor:
-  return tf.constant(vocab.encode(line) + [EOS_ID], tf.int64)                     # [T]
+from t2t_multimodel.vocab import EOS_ID, SubwordVocab
 
 
 def prepare_inputs(problem: Problem, hp: HParams, vocab: SubwordVocab | None,
                    items: Sequence[str]) -> tf.Tensor:
-  """Text lines (symbol inputs) or file paths (image, audio) -> a padded input batch.
+  """Text lines or file paths (images, audio) -> a padded input batch (`Modality.read`).
 
   The same per-modality preprocessing as training (inputs.layouts): truncation keeping EOS,
   image fitting, frame cutting. Lines longer than the model's limit are cut with a warning.
   """
   layout = inputs.layouts(problem, hp)["inputs"]
-  readers = {"symbol": lambda item: _read_text(item, vocab), "image": _read_image, "audio": _read_audio}
+  modality = modalities.of(problem, "inputs")
   values = []
   for item in items:
-    raw = readers[problem.input_modality](item)
+    raw = modality.read(item, vocab)
     value = layout.preprocess(raw)
     if layout.max_length is not None and raw.shape[0] > layout.max_length:
       logging.warning("Input cut to the model's limit of %d (was %d): %.60s",
@@ -119,7 +107,7 @@ class Decoder:
                beam_size: int = 1, alpha: float = 0.6, max_length: int | None = None):
     self.model, self.problem, self.hparams, self.vocab = model, problem, hparams, vocab
     self.max_length = max_length or hparams.max_target_length
-    if problem.target_modality == "class_label":
+    if not modalities.of(problem, "targets").autoregressive:
       self._fn = tf.function(lambda x: classify(model, problem.name, x), reduce_retracing=True)
     else:
       self._fn = tf.function(
@@ -139,7 +127,4 @@ class Decoder:
     return outputs
 
   def _to_text(self, row: np.ndarray) -> str:
-    if self.problem.target_modality == "class_label":
-      names = self.problem.class_names
-      return names[int(row)] if names else str(int(row))
-    return self.vocab.decode(row.tolist())
+    return modalities.of(self.problem, "targets").to_text(row, self.vocab, self.problem.class_names)

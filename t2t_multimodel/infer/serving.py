@@ -13,7 +13,6 @@ import sys
 import tensorflow as tf
 
 from t2t_multimodel.data import inputs
-from t2t_multimodel.data.vocab import EOS_ID, SubwordVocab, VOCAB_FILENAME
 from t2t_multimodel.errors import UserError
 from t2t_multimodel.hparams.base import HParams
 from t2t_multimodel.infer import decoding
@@ -21,6 +20,7 @@ from t2t_multimodel.model.multimodel import MODELS
 from t2t_multimodel.problems import PROBLEMS
 from t2t_multimodel.registry import UnknownNameError
 from t2t_multimodel.run import run_dir
+from t2t_multimodel.vocab import EOS_ID, SubwordVocab, VOCAB_FILENAME
 
 
 class CheckpointError(UserError, FileNotFoundError):

@@ -21,10 +21,10 @@ import keras
 import tensorflow as tf
 
 from t2t_multimodel.hparams.base import HParams
-from t2t_multimodel.model.layers.attention import AttentionBlock, padding_bias
-from t2t_multimodel.model.layers.conv import apply_mask, build_once, ConvBlock, SERIALIZABLE
-from t2t_multimodel.model.layers.moe import MixtureOfExperts
-from t2t_multimodel.model.layers.tracking import CheckpointedCollections
+from t2t_multimodel.layers.attention import AttentionBlock, padding_bias
+from t2t_multimodel.layers.conv import apply_mask, build_once, ConvBlock, SERIALIZABLE
+from t2t_multimodel.layers.moe import MixtureOfExperts
+from t2t_multimodel.layers.tracking import CheckpointedCollections
 
 
 @SERIALIZABLE

@@ -22,27 +22,21 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from t2t_multimodel.data.vocab import PAD_ID
+from t2t_multimodel import modalities
 from t2t_multimodel.hparams.base import HParams
-from t2t_multimodel.model import modalities
+from t2t_multimodel.layers.conv import SERIALIZABLE
+from t2t_multimodel.layers.tracking import CheckpointedCollections
 from t2t_multimodel.model.body import Encoder, TargetSide
-from t2t_multimodel.model.layers.conv import SERIALIZABLE
-from t2t_multimodel.model.layers.tracking import CheckpointedCollections
 from t2t_multimodel.problem import NUM_COMMAND_TOKENS
 from t2t_multimodel.registry import Registry
+from t2t_multimodel.vocab import PAD_ID
 
 MODELS: Registry = Registry("model")
 
 
 def dummy_features(problem: dict, hp: HParams, batch_size: int = 1) -> dict:
   """A batch of small all-valid examples of a problem's modalities, to create every weight."""
-  inputs = {"symbol": lambda: tf.ones([batch_size, 8], tf.int32),
-            "image": lambda: tf.fill([batch_size, hp.image_size, hp.image_size, 3], 0.5),
-            "audio": lambda: tf.ones([batch_size, 8 * 2 ** hp.audio_time_strides, 80])}
-  targets = {"symbol": lambda: tf.ones([batch_size, 4], tf.int32),
-             "class_label": lambda: tf.zeros([batch_size, 1], tf.int32)}
-  return {"inputs": inputs[problem["input_modality"]](),
-          "targets": targets[problem["target_modality"]]()}
+  return {role: modalities.of(problem, role).dummy(hp, batch_size, role) for role in modalities.ROLES}
 
 
 @SERIALIZABLE
@@ -68,14 +62,16 @@ class MultiModel(CheckpointedCollections, keras.Model):
     self.problems = {p["name"]: dict(p) for p in problems}
     self.modality_nets = {}
     for problem in self.problems.values():
-      for role in ("input_modality", "target_modality"):
-        key = modalities.modality_key(problem[role], problem)
+      source = modalities.of(problem, "inputs")
+      for role in modalities.ROLES:
+        modality = modalities.of(problem, role)
+        key = modality.net_key(problem, source)
         if key not in self.modality_nets:
-          self.modality_nets[key] = modalities.MODALITY_NETS.get(problem[role])(self.hp, problem)
+          self.modality_nets[key] = modality.net(self.hp, problem, source)
     self.command_embedding = keras.layers.Embedding(NUM_COMMAND_TOKENS, self.hp.hidden_size,
                                                     name="command_embedding")
     self.encoder = Encoder(self.hp, name="encoder")
-    if any(p["target_modality"] != "class_label" for p in self.problems.values()):
+    if any(modalities.of(p, "targets").autoregressive for p in self.problems.values()):
       self.target_side = TargetSide(self.hp, name="target_side")
 
   # --- Pieces shared by training and decoding. ---------------------------------------------------
@@ -88,22 +84,27 @@ class MultiModel(CheckpointedCollections, keras.Model):
                      f"{', '.join(sorted(self.problems))}") from None
 
   def _net(self, problem: str, role: str):
+    """The modality net of `problem`'s `role` ("inputs" or "targets")."""
     signature = self._signature(problem)
-    return self.modality_nets[modalities.modality_key(signature[role], signature)]
+    source = modalities.of(signature, "inputs")
+    return self.modality_nets[modalities.of(signature, role).net_key(signature, source)]
+
+  def _autoregressive(self, problem: str) -> bool:
+    return modalities.of(self._signature(problem), "targets").autoregressive
 
   def _command(self, problem: str, batch_size) -> tf.Tensor:
     ids = tf.fill([batch_size, 1], self._signature(problem)["command"])
     return self.command_embedding(ids)                                     # [B, 1, D]
 
   def _encode(self, inputs, problem: str, training: bool):
-    x, mask, grid = self._net(problem, "input_modality").bottom(inputs, training=training)  # [B, S, D]
+    x, mask, grid = self._net(problem, "inputs").bottom(inputs, training=training)  # [B, S, D]
     x = x + tf.cast(self._command(problem, tf.shape(x)[0]), x.dtype)       # the task, for the encoder
     return self.encoder(x, padding_mask=mask, training=training), mask, grid
 
   def call(self, features, problem: str = "", training: bool = False):
     encoded, mask, grid = self._encode(features["inputs"], problem, training)
-    top = self._net(problem, "target_modality")
-    if self._signature(problem)["target_modality"] == "class_label":
+    top = self._net(problem, "targets")
+    if not self._autoregressive(problem):
       return top.top(encoded, mask=mask, grid=grid)                        # [B, C]
     targets = features["targets"]                                          # [B, T]
     command = tf.cast(self._command(problem, tf.shape(targets)[0]), encoded.dtype)
@@ -116,15 +117,15 @@ class MultiModel(CheckpointedCollections, keras.Model):
 
   def problem_loss(self, problem: str, features, logits):
     """(mean label-smoothed cross-entropy over non-padding targets, their count as float)."""
-    top = self._net(problem, "target_modality")
+    top = self._net(problem, "targets")
     return top.loss(logits, features["targets"], self.hp.label_smoothing)
 
   # --- Incremental decoding (text targets). ------------------------------------------------------
 
   def encode(self, features, problem: str) -> dict:
     """Encodes the inputs once: a dict of batch-major tensors for `decode_step`."""
-    if self._signature(problem)["target_modality"] != "symbol":
-      raise ValueError(f"Expected a problem with symbol targets for incremental decoding. "
+    if not self._autoregressive(problem):
+      raise ValueError(f"Expected a problem with token-by-token targets for incremental decoding. "
                        f"Received: problem={problem!r} with "
                        f"{self._signature(problem)['target_modality']} targets (use call()).")
     encoded, mask, _ = self._encode(features["inputs"], problem, training=False)
@@ -137,7 +138,7 @@ class MultiModel(CheckpointedCollections, keras.Model):
 
   def decode_step(self, state, cache, prev_ids, step, problem: str):
     """Logits [B, V] of target position `step`; prev_ids [B] is the token at step - 1."""
-    top = self._net(problem, "target_modality")
+    top = self._net(problem, "targets")
     batch_size = tf.shape(prev_ids)[0]
     token = top.embed(tf.maximum(prev_ids, 0)[:, None])                    # [B, 1, D]
     command = tf.cast(self._command(problem, batch_size), token.dtype)     # [B, 1, D]

@@ -19,12 +19,12 @@ from t2t_multimodel import hparams as hparams_lib, problems as problems_lib
 from t2t_multimodel.data import shards
 from t2t_multimodel.data.data_dir import data_record, dataset_sizes, read_manifest
 from t2t_multimodel.data.mixing import mixing_rates
-from t2t_multimodel.data.vocab import load_vocab
 from t2t_multimodel.errors import UserError
 from t2t_multimodel.hparams.base import HParams, HParamsError
 from t2t_multimodel.model.multimodel import MODELS
 from t2t_multimodel.problem import Problem, SPLITS
 from t2t_multimodel.run import run_dir
+from t2t_multimodel.vocab import load_vocab
 
 
 class ConfigError(UserError, ValueError):

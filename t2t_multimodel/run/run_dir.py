@@ -26,9 +26,9 @@ import shutil
 from typing import Any
 
 from t2t_multimodel.data.data_dir import write_json_atomic
-from t2t_multimodel.data.vocab import VOCAB_FILENAME
 from t2t_multimodel.errors import UserError
 from t2t_multimodel.hparams.base import HParams
+from t2t_multimodel.vocab import VOCAB_FILENAME
 
 HPARAMS_FILE = "hparams.json"
 PROBLEMS_FILE = "problems.json"

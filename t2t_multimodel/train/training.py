@@ -37,15 +37,15 @@ from tqdm import tqdm
 
 from t2t_multimodel.data import inputs, shards
 from t2t_multimodel.data.mixing import ProblemSampler
-from t2t_multimodel.data.vocab import load_vocab
 from t2t_multimodel.errors import UserError
 from t2t_multimodel.evaluate import evaluation, evaluator
-from t2t_multimodel.model.layers.moe import MixtureOfExperts
+from t2t_multimodel.layers.moe import MixtureOfExperts
 from t2t_multimodel.model.multimodel import MODELS
 from t2t_multimodel.problem import SPLITS
 from t2t_multimodel.run import checkpointing, distribute, run_dir
 from t2t_multimodel.run.run_config import RunConfig
 from t2t_multimodel.train.optimization import dtype_policy, loss_scale, make_optimizer, make_schedule
+from t2t_multimodel.vocab import load_vocab
 
 log = logging.getLogger(__name__)
 # TensorBoard's scalar plugin reads these summaries; tf.summary.scalar itself needs the

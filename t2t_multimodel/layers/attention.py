@@ -16,8 +16,8 @@ import math
 import keras
 import tensorflow as tf
 
-from t2t_multimodel.model.layers.conv import build_once, ConvStep, SERIALIZABLE
-from t2t_multimodel.model.layers.tracking import CheckpointedCollections
+from t2t_multimodel.layers.conv import build_once, ConvStep, SERIALIZABLE
+from t2t_multimodel.layers.tracking import CheckpointedCollections
 
 NEG_INF = -1e9
 

@@ -9,7 +9,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from t2t_multimodel.problem import MissingDataError
+from t2t_multimodel.errors import MissingDataError
 
 SAMPLE_RATE = 16_000
 NUM_MEL_BINS = 80

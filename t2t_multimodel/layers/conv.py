@@ -11,7 +11,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from t2t_multimodel.model.layers.tracking import CheckpointedCollections
+from t2t_multimodel.layers.tracking import CheckpointedCollections
 
 SERIALIZABLE = keras.saving.register_keras_serializable(package="t2t_multimodel")
 

@@ -41,7 +41,7 @@ from typing import NamedTuple
 import keras
 import tensorflow as tf
 
-from t2t_multimodel.model.layers import expert_ffn
+from t2t_multimodel.layers import expert_ffn
 
 _CAPACITY_MULTIPLE = 8  # "padded": each expert's group is padded to a multiple of this many rows.
 DISPATCH_MODES = ("auto", "loop", "padded", "capacity")
