@@ -242,3 +242,11 @@ def test_hparam_set_sizes():
   assert 20e6 < base < 200e6
   paper = parameter_count(get_hparams("multimodel_paper"), names)
   assert paper > 1e9  # 2 MoE layers x 240 experts x 2 x 1024 x 4096
+
+
+@pytest.mark.parametrize("use_moe, names, count", [
+    (True, ["translate_ende_bible"], 2), (True, ["image_digits"], 1), (False, ["translate_ende_bible"], 0)])
+def test_moe_layers_are_the_bodys(use_moe, names, count):
+  hp = dataclasses.replace(get_hparams("multimodel_tiny"), use_moe=use_moe)
+  layers = MultiModel(hp, _signatures(names)).moe_layers()
+  assert len(layers) == count and all(type(layer).__name__ == "MixtureOfExperts" for layer in layers)

@@ -89,6 +89,11 @@ class MultiModel(CheckpointedCollections, keras.Model):
     source = modalities.of(signature, "inputs")
     return self.modality_nets[modalities.of(signature, role).net_key(signature, source)]
 
+  def moe_layers(self) -> list:
+    """The body's mixture-of-experts layers (none with use_moe=False)."""
+    sides = [self.encoder] + ([self.target_side] if hasattr(self, "target_side") else [])
+    return [side.moe for side in sides if hasattr(side, "moe")]
+
   def _autoregressive(self, problem: str) -> bool:
     return modalities.of(self._signature(problem), "targets").autoregressive
 

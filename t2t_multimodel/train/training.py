@@ -39,7 +39,6 @@ from t2t_multimodel.data import inputs, shards
 from t2t_multimodel.data.mixing import ProblemSampler
 from t2t_multimodel.errors import UserError
 from t2t_multimodel.evaluate import evaluation, evaluator
-from t2t_multimodel.layers.moe import MixtureOfExperts
 from t2t_multimodel.model.multimodel import MODELS
 from t2t_multimodel.problem import SPLITS
 from t2t_multimodel.run import checkpointing, distribute, run_dir
@@ -109,8 +108,7 @@ class Trainer:
     self.vocab = load_vocab(config.data_dir) if any(p.has_text for p in config.problems) else None
     self.evaluator = evaluation.Evaluator(self.model, config.problems, hp, config.data_dir,
                                           self.vocab, seed=config.seed)
-    self._moe_layers = [layer for layer in self.model._flatten_layers()
-                        if isinstance(layer, MixtureOfExperts)]
+    self._moe_layers = self.model.moe_layers()
     # Only the capacity dispatch drops assignments: its dropped share is logged with the losses.
     self._moe_capacity = bool(self._moe_layers) and hp.moe_dispatch == "capacity"
     self._train_fns: dict[str, tf.types.experimental.PolymorphicFunction] = {}
