@@ -48,26 +48,23 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import keras  # noqa: E402
 import keras_hub  # noqa: E402
-import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from t2t_multimodel.data import inputs  # noqa: E402
 from t2t_multimodel.data.features import text_key  # noqa: E402
-from t2t_multimodel.evaluate import metrics
+from t2t_multimodel.evaluate import metrics  # noqa: E402
 from t2t_multimodel.hparams import get_hparams  # noqa: E402
 from t2t_multimodel.hparams.base import HParams  # noqa: E402
 from t2t_multimodel.infer.beam_search import greedy_search  # noqa: E402
 from t2t_multimodel.modalities.base import smoothed_cross_entropy  # noqa: E402
-from t2t_multimodel.model.multimodel import MultiModel  # noqa: E402
 from t2t_multimodel.problems import get_problem  # noqa: E402
 from t2t_multimodel.train.optimization import make_optimizer  # noqa: E402
 from t2t_multimodel.vocab import EOS_ID, load_vocab, PAD_ID  # noqa: E402
 
-PROBLEM = "translate_ende_bible"
+from peer_sizing import (PARAM_TOLERANCE, PROBLEM, multimodel_params,  # noqa: E402
+                         peer_hparams_for, trainable_params)
+
 START_ID = EOS_ID               # the decoder's first input (fairseq's convention)
-FFN_RATIO = 4                   # the standard Transformer's intermediate_dim / hidden_size
-MAX_LAYERS = 12                 # the deepest peer tried, per side
-PARAM_TOLERANCE = 0.10          # |peer - target| / target
 _IDS = tf.TensorSpec([None, None], tf.int32)
 
 
@@ -188,89 +185,6 @@ def greedy_decode(model: PeerTransformer, source, max_length: int):
   encoded, source_mask = model.encode(source)
   cache = model.init_cache(encoded, source_mask, max_length)
   return greedy_search(model.decode_step, cache, tf.shape(source)[0], max_length, eos_id=EOS_ID)
-
-
-# --- Sizing the peer to a parameter count. --------------------------------------------------------
-
-
-def _padded(length: int, hp: HParams) -> int:
-  """The longest padded length axis of a role cut at `length` (buckets of length_bucket_step)."""
-  return -(-length // hp.length_bucket_step) * hp.length_bucket_step
-
-
-def _layer_params(decoder: bool, hp: HParams, intermediate_dim: int) -> int:
-  """Trainable parameters of one pre-LN keras-hub Transformer layer of width hp.hidden_size."""
-  shape = (None, None, hp.hidden_size)
-  if decoder:
-    layer = keras_hub.layers.TransformerDecoder(intermediate_dim, hp.num_heads, normalize_first=True)
-    layer.build(shape, shape)
-  else:
-    layer = keras_hub.layers.TransformerEncoder(intermediate_dim, hp.num_heads, normalize_first=True)
-    layer.build(shape)
-  return sum(int(np.prod(v.shape)) for v in layer.trainable_weights)
-
-
-def _linear_fit(decoder: bool, hp: HParams) -> tuple[int, int]:
-  """(params at intermediate_dim 0, params per intermediate unit) of one layer: linear in it."""
-  one, two = _layer_params(decoder, hp, 1), _layer_params(decoder, hp, 2)
-  return one - (two - one), two - one
-
-
-def _fixed_params(hp: HParams) -> int:
-  """Embedding V*D, positions (S + T)*D, softmax D*V + V, two final LayerNorms 2 * 2D."""
-  d, v = hp.hidden_size, hp.vocab_size
-  positions = _padded(hp.max_input_length, hp) + _padded(hp.max_target_length, hp)
-  return v * d + positions * d + d * v + v + 4 * d
-
-
-def peer_hparams_for(target_params: int, hp: HParams, *, num_layers: int | None = None) -> dict:
-  """The peer's sizes: hp's width, heads and dropout, its depth and FFN chosen to match a count.
-
-  Every depth N (N encoder and N decoder layers, 1..MAX_LAYERS) gets the intermediate_dim that
-  brings the trainable count closest to `target_params`; the depth kept is the one whose
-  intermediate_dim is closest (in ratio) to the standard FFN_RATIO * hidden_size, unless
-  `num_layers` pins it.
-
-  Returns:
-    {"vocab_size", "hidden_size", "num_heads", "intermediate_dim", "num_encoder_layers",
-     "num_decoder_layers", "max_input_length", "max_target_length", "dropout", "params"}:
-    the PeerTransformer's arguments and its predicted trainable parameter count.
-
-  Raises:
-    ValueError: no depth lands within PARAM_TOLERANCE of `target_params`.
-  """
-  fixed = _fixed_params(hp)
-  (enc_base, enc_slope), (dec_base, dec_slope) = _linear_fit(False, hp), _linear_fit(True, hp)
-  depths = [num_layers] if num_layers else range(1, MAX_LAYERS + 1)
-  candidates = []
-  for n in depths:
-    ffn = round((target_params - fixed - n * (enc_base + dec_base)) / (n * (enc_slope + dec_slope)))
-    if ffn >= 1:
-      params = fixed + n * (enc_base + dec_base + ffn * (enc_slope + dec_slope))
-      candidates.append((abs(math.log(ffn / (FFN_RATIO * hp.hidden_size))), n, ffn, params))
-  if not candidates:
-    raise ValueError(f"Expected `target_params` above the peer's embeddings and attention. "
-                     f"Received: target_params={target_params}, num_layers={num_layers}")
-  _, n, ffn, params = min(candidates)
-  if abs(params - target_params) > PARAM_TOLERANCE * target_params:
-    raise ValueError(f"Expected a peer within {PARAM_TOLERANCE:.0%} of target_params. Received: "
-                     f"target_params={target_params}, best peer params={params}")
-  return {"vocab_size": hp.vocab_size, "hidden_size": hp.hidden_size, "num_heads": hp.num_heads,
-          "intermediate_dim": ffn, "num_encoder_layers": n, "num_decoder_layers": n,
-          "max_input_length": _padded(hp.max_input_length, hp),
-          "max_target_length": _padded(hp.max_target_length, hp), "dropout": hp.dropout,
-          "params": params}
-
-
-def trainable_params(model: keras.Model) -> int:
-  return sum(int(np.prod(v.shape)) for v in model.trainable_variables)
-
-
-def multimodel_params(hp: HParams, problem: str = PROBLEM) -> int:
-  """Our MultiModel's trainable parameter count when built for `problem` alone."""
-  model = MultiModel(hp, [get_problem(problem).signature()])
-  model.build_all()
-  return trainable_params(model)
 
 
 def build_peer(sizes: dict) -> PeerTransformer:

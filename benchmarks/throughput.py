@@ -41,6 +41,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+import peer_sizing  # noqa: E402
 import peer_transformer  # noqa: E402
 from benchmarks import common  # noqa: E402
 from benchmarks.mfu import forward_flops  # noqa: E402
@@ -53,7 +54,7 @@ from t2t_multimodel.train import training
 from t2t_multimodel.train.optimization import make_optimizer  # noqa: E402
 from t2t_multimodel.vocab import PAD_ID  # noqa: E402
 
-PROBLEM = peer_transformer.PROBLEM
+PROBLEM = peer_sizing.PROBLEM
 FLOP_TOLERANCE = 0.10  # |peer - ours| / ours, forward FLOPs on the timed batches
 
 
@@ -81,11 +82,11 @@ def flop_matched_peer(hp: HParams, shapes: list[tuple[int, int, int]]) -> dict:
     return sum(peer_forward_flops(hp, layers, ffn, *shape) for shape in shapes)
 
   candidates = []
-  for layers in range(1, peer_transformer.MAX_LAYERS + 1):
+  for layers in range(1, peer_sizing.MAX_LAYERS + 1):
     base, slope = peer(layers, 0), peer(layers, 1) - peer(layers, 0)
     ffn = round((ours - base) / slope)
     if ffn >= 1:
-      ratio = abs(math.log(ffn / (peer_transformer.FFN_RATIO * hp.hidden_size)))
+      ratio = abs(math.log(ffn / (peer_sizing.FFN_RATIO * hp.hidden_size)))
       candidates.append((ratio, layers, ffn))
   if not candidates:
     raise ValueError(f"No peer depth matches {ours:.3g} forward FLOPs: its attention alone costs more.")
@@ -138,8 +139,8 @@ def main(argv: list[str] | None = None) -> int:
       vocab_size=hp.vocab_size, hidden_size=hp.hidden_size, num_heads=hp.num_heads,
       intermediate_dim=sizes["intermediate_dim"], num_encoder_layers=sizes["num_layers"],
       num_decoder_layers=sizes["num_layers"],
-      max_input_length=peer_transformer._padded(hp.max_input_length, hp),
-      max_target_length=peer_transformer._padded(hp.max_target_length, hp), dropout=hp.dropout)
+      max_input_length=peer_sizing.padded(hp.max_input_length, hp),
+      max_target_length=peer_sizing.padded(hp.max_target_length, hp), dropout=hp.dropout)
   peer_step = peer_transformer._train_step_fn(peer, make_optimizer(hp), hp)
   peer_batches = [{"inputs": b["inputs"], "targets": b["targets"]} for b in batches]
 
@@ -151,10 +152,10 @@ def main(argv: list[str] | None = None) -> int:
   seconds = _rounds(step_fns, peer_batches, args.rounds)
   rate = {name: tokens / statistics.median(times) for name, times in seconds.items()}
   print(f"{args.batches} {PROBLEM} batches, {tokens} target tokens, shapes [B, S, T] {shapes}")
-  print(f"ours: {args.hparams_set}, {peer_transformer.trainable_params(trainer.model):,} params, "
+  print(f"ours: {args.hparams_set}, {peer_sizing.trainable_params(trainer.model):,} params, "
         f"{sizes['ours_flops'] / 1e9:.2f} GFLOP forward per pass")
   print(f"peer: keras-hub {sizes['num_layers']}+{sizes['num_layers']} layers, FFN "
-        f"{sizes['intermediate_dim']}, {peer_transformer.trainable_params(peer):,} params, "
+        f"{sizes['intermediate_dim']}, {peer_sizing.trainable_params(peer):,} params, "
         f"{sizes['peer_flops'] / 1e9:.2f} GFLOP forward per pass")
   for name, times in seconds.items():
     print(f"  {name}: median {statistics.median(times):.2f} s per pass "
