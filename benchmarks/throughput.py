@@ -49,8 +49,8 @@ from t2t_multimodel.data import inputs  # noqa: E402
 from t2t_multimodel.hparams import get_hparams  # noqa: E402
 from t2t_multimodel.hparams.base import HParams  # noqa: E402
 from t2t_multimodel.problems import get_problem  # noqa: E402
-from t2t_multimodel.run import run_config
-from t2t_multimodel.train import training
+from t2t_multimodel.run import run_config  # noqa: E402
+from t2t_multimodel.train import training  # noqa: E402
 from t2t_multimodel.train.optimization import make_optimizer  # noqa: E402
 from t2t_multimodel.vocab import PAD_ID  # noqa: E402
 
