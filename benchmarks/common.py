@@ -6,6 +6,7 @@ Every figure is a ratio of two timings taken in the same run on the same machine
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import statistics
@@ -61,3 +62,22 @@ def matmul_flops_per_second(n: int = 2048, dtype=tf.float32) -> float:
 
 def print_figure(name: str, value: float, digits: int = 3) -> None:
   print(f"{name}={value:.{digits}f}", flush=True)
+
+
+def step_timing_parser(doc: str) -> argparse.ArgumentParser:
+  """The flags of the scripts that time training steps on the trainer's own batches."""
+  parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--data_dir", default="data/mm8_mini")
+  parser.add_argument("--hparams_set", default="multimodel_small")
+  parser.add_argument("--batches", type=int, default=8, help="Training batches timed per round.")
+  parser.add_argument("--rounds", type=int, default=5)
+  return parser
+
+
+def train_batches(problem: str, data_dir: str, hp, count: int):
+  """(the first `count` training batches of `problem`, seed 0, in memory; the pipeline's dataset)."""
+  from t2t_multimodel.data import inputs
+  from t2t_multimodel.problems import get_problem
+  dataset = inputs.problem_dataset(get_problem(problem), "train", data_dir, hp, training=True, seed=0)
+  return list(dataset.take(count)), dataset
+

@@ -26,7 +26,6 @@ every variant. A variant's time is its median round. The figures:
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import sys
@@ -37,9 +36,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks import common  # noqa: E402
-from t2t_multimodel.data import inputs  # noqa: E402
 from t2t_multimodel.hparams import get_hparams  # noqa: E402
-from t2t_multimodel.problems import get_problem  # noqa: E402
 from t2t_multimodel.run import run_config  # noqa: E402
 from t2t_multimodel.train import training  # noqa: E402
 
@@ -48,19 +45,12 @@ VARIANTS = {"all": "", "no_moe": "use_moe=False", "no_attention": "use_attention
 
 
 def main(argv: list[str] | None = None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--data_dir", default="data/mm8_mini")
-  parser.add_argument("--hparams_set", default="multimodel_small")
+  parser = common.step_timing_parser(__doc__)
   parser.add_argument("--problem", default="translate_ende_bible")
-  parser.add_argument("--batches", type=int, default=8, help="Training batches timed per round.")
-  parser.add_argument("--rounds", type=int, default=5)
   args = parser.parse_args(argv)
   print(common.machine_note())
   hp = get_hparams(args.hparams_set)
-  dataset = inputs.problem_dataset(get_problem(args.problem), "train", args.data_dir, hp,
-                                   training=True, seed=0)
-  batches = list(dataset.take(args.batches))
+  batches, dataset = common.train_batches(args.problem, args.data_dir, hp, args.batches)
   steps = {}
   for name, overrides in VARIANTS.items():
     with tempfile.TemporaryDirectory() as output_dir:

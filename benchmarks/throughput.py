@@ -26,7 +26,6 @@ so a change of load hits both; a side's rate is its target tokens over its media
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import statistics
@@ -45,10 +44,8 @@ import peer_sizing  # noqa: E402
 import peer_transformer  # noqa: E402
 from benchmarks import common  # noqa: E402
 from benchmarks.mfu import forward_flops  # noqa: E402
-from t2t_multimodel.data import inputs  # noqa: E402
 from t2t_multimodel.hparams import get_hparams  # noqa: E402
 from t2t_multimodel.hparams.base import HParams  # noqa: E402
-from t2t_multimodel.problems import get_problem  # noqa: E402
 from t2t_multimodel.run import run_config  # noqa: E402
 from t2t_multimodel.train import training  # noqa: E402
 from t2t_multimodel.train.optimization import make_optimizer  # noqa: E402
@@ -111,18 +108,10 @@ def _rounds(step_fns: dict, batches: list[dict], rounds: int) -> dict[str, list[
 
 
 def main(argv: list[str] | None = None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--data_dir", default="data/mm8_mini")
-  parser.add_argument("--hparams_set", default="multimodel_small")
-  parser.add_argument("--batches", type=int, default=8, help="Training batches timed per round.")
-  parser.add_argument("--rounds", type=int, default=5)
-  args = parser.parse_args(argv)
+  args = common.step_timing_parser(__doc__).parse_args(argv)
   print(common.machine_note())
   hp = get_hparams(args.hparams_set)
-  dataset = inputs.problem_dataset(get_problem(PROBLEM), "train", args.data_dir, hp, training=True,
-                                   seed=0)
-  batches = list(dataset.take(args.batches))
+  batches, dataset = common.train_batches(PROBLEM, args.data_dir, hp, args.batches)
   shapes = [(int(b["inputs"].shape[0]), int(b["inputs"].shape[1]), int(b["targets"].shape[1]))
             for b in batches]
   tokens = sum(int(tf.reduce_sum(tf.cast(b["targets"] != PAD_ID, tf.int32))) for b in batches)
