@@ -1,6 +1,7 @@
 """mm-evaluate: scores a trained run on a whole split, as the trainer's final evaluation does.
 
   mm-evaluate --output_dir=runs/demo --split=test [--beam_size=4 --alpha=0.6]
+  mm-evaluate --output_dir=runs/demo --split=test --rescore   # text metrics from stored decodes
 Writes O/eval_<split>.json ({problem: {"examples", "metrics"}}) and O/eval_<split>_decodes.jsonl,
 and prints a table. Everything but the split and the decoding comes from the run's output_dir.
 """
@@ -19,15 +20,20 @@ flags.DEFINE_float("alpha", 0.6, "Beam search length penalty ((5 + length) / 6) 
 flags.DEFINE_integer("max_length", 0, "Most tokens decoded (0: the run's max_target_length).", lower_bound=0)
 flags.DEFINE_string("data_dir", None, "The data (default: the run's own data dir).")
 flags.DEFINE_string("checkpoint_path", None, "A checkpoint (default: the run's latest).")
+flags.DEFINE_bool("rescore", False, "Recompute the text metrics of O/eval_<split>.json from its "
+                  "stored decodes with this version's metrics (no model, no decoding).")
 
 
 def main():
   cli.require(FLAGS.output_dir, "output_dir")
   from t2t_multimodel.evaluate import evaluator  # after flag checks: fast errors and --help
-  content = evaluator.evaluate_run(
-      FLAGS.output_dir, FLAGS.split, beam_size=FLAGS.beam_size, alpha=FLAGS.alpha,
-      max_length=FLAGS.max_length or None, data_dir=FLAGS.data_dir,
-      checkpoint_path=FLAGS.checkpoint_path)
+  if FLAGS.rescore:
+    content = evaluator.rescore_run(FLAGS.output_dir, FLAGS.split)
+  else:
+    content = evaluator.evaluate_run(
+        FLAGS.output_dir, FLAGS.split, beam_size=FLAGS.beam_size, alpha=FLAGS.alpha,
+        max_length=FLAGS.max_length or None, data_dir=FLAGS.data_dir,
+        checkpoint_path=FLAGS.checkpoint_path)
   print(evaluator.format_table(content))
   print(f"Written to {evaluator.eval_path(FLAGS.output_dir, FLAGS.split)}")
 

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -119,6 +120,32 @@ def test_mm_evaluate_writes_whole_split_figures(run, train_data_dir):
   assert len(decodes) == sum(counts.values())
   assert "test split, whole, step 7, greedy decoding" in result.stdout
   assert "translate_ende_bible" in result.stdout and str(counts["translate_ende_bible"]) in result.stdout
+
+
+def test_rescore_recomputes_text_metrics_from_the_stored_decodes(run, tmp_path):
+  # A copy of a scored run, whose stored decodes are edited: rescoring reads them, not the model.
+  output_dir = str(tmp_path / "run")
+  assert _cli(f"--output_dir={run}", "--split=test").returncode == 0
+  shutil.copytree(run, output_dir)
+  decodes = run_dir.read_jsonl(decodes_path(output_dir, "test"))
+  for decode in decodes:
+    if decode["problem"] == "translate_ende_bible":
+      decode["hypothesis"] = decode["reference"]
+  run_dir.write_jsonl(decodes_path(output_dir, "test"), decodes)
+  before = read_results(output_dir, "test")["problems"]
+  result = _cli(f"--output_dir={output_dir}", "--split=test", "--rescore")
+  assert result.returncode == 0, result.stderr[-3000:]
+  after = read_results(output_dir, "test")
+  ende = after["problems"]["translate_ende_bible"]["metrics"]
+  assert ende["bleu"] == pytest.approx(100.0) and ende["degenerate"] == 0.0
+  # Token metrics need the model: kept as they were.
+  assert ende["accuracy"] == before["translate_ende_bible"]["metrics"]["accuracy"]
+  assert after["problems"]["image_digits"] == before["image_digits"]
+  assert after["rescored_from"] == "eval_test_decodes.jsonl"
+  # Decodes that do not cover what was scored are one line, not a wrong figure.
+  run_dir.write_jsonl(decodes_path(output_dir, "test"), decodes[:-1])
+  _assert_one_line_error(_cli(f"--output_dir={output_dir}", "--split=test", "--rescore"),
+                         "decodes of translate_ende_bible")
 
 
 def test_mm_evaluate_beam_search(run):

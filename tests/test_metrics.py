@@ -146,18 +146,36 @@ KING = "the king of the king of the king of the king of the land"
 
 
 def test_degenerate_decodes():
-  # "the king of the" occurs 3 times, never in the reference: degenerate.
+  # "the king of" 3+ times back to back (9+ words), never in the reference: degenerate.
   assert metrics.is_degenerate(KING, "the king of the land rode home")
   assert metrics.degenerate([KING], ["the king of the land rode home"]) == 1.0
-  # A tree whose reference repeats the same 4-gram as often is not degenerate.
-  tree = "(S (NP XX XX XX XX XX XX )NP . )S"
+  # A tree whose reference repeats the same run as often is not degenerate.
+  tree = "(S (NP XX XX XX XX XX XX XX XX XX )NP . )S"
   assert not metrics.is_degenerate(tree, tree)
   assert metrics.degenerate([tree], [tree]) == 0.0
-  # More repeats than the reference has is degenerate again; twice is never enough.
-  assert metrics.is_degenerate("(S (NP XX XX XX XX XX XX XX )NP . )S", tree)
+  # More copies in a row than the reference has is degenerate again; 3 copies is the least,
+  # covering 8 words at least, and copies apart from each other are not a loop.
+  assert metrics.is_degenerate("(S (NP XX XX XX XX XX XX XX XX XX XX )NP . )S", tree)
   assert not metrics.is_degenerate("a b c d a b c d", "x")
+  assert not metrics.is_degenerate("a b a b a b", "x")
+  assert metrics.is_degenerate("a b a b a b a b", "x")
+  assert not metrics.is_degenerate("the lord said , and the lord said , so the lord said ,", "x")
   assert metrics.degenerate([KING, "a normal sentence"], ["the king", "a normal sentence"]) == 0.5
   assert type(metrics.degenerate([KING], ["x"])) is float
+
+
+def test_degenerate_is_blind_to_what_well_formed_trees_repeat():
+  # Trees repeat 4-grams everywhere (")NP )PP )NP )PP", "(NP XX )NP (PP"): scored against the
+  # tree of another sentence, a well-formed tree is not a loop.
+  # "(NP (NP XX )NP" 3 times: the old measure (a 4-gram 3 times anywhere) called this a loop.
+  nested = ("(S (NP (NP XX )NP (PP XX (NP XX )NP )PP )NP (VP XX (NP (NP XX )NP (PP XX (NP XX )NP )PP"
+            " )NP (PP XX (NP (NP XX )NP (PP XX (NP XX )NP )PP )NP )PP )VP . )S")
+  flat = "(S (NP XX XX )NP (VP XX (NP XX )NP (PP XX (NP XX )NP )PP )VP . )S"
+  assert not metrics.is_degenerate(nested, flat)
+  # A tree stuck in an NP-PP nesting until the length limit is. (So is a real NP-PP recursion 3
+  # deep that its reference lacks: 1.5% of parse_trees' test trees against another's reference.)
+  stuck = "(S (NP (NP XX )NP " + "(PP XX (NP (NP XX )NP " * 6
+  assert metrics.is_degenerate(stuck, nested)
 
 
 PERFECT = {"bleu": 100.0, "chrf": 100.0, "wer": 0.0, "bracket_f1": 100.0, "exact_match": 1.0,

@@ -20,7 +20,7 @@ import tensorflow as tf
 from t2t_multimodel.data import shards
 from t2t_multimodel.data.data_dir import data_record
 from t2t_multimodel.errors import UserError
-from t2t_multimodel.evaluate import evaluation
+from t2t_multimodel.evaluate import evaluation, metrics
 from t2t_multimodel.infer import serving
 from t2t_multimodel.problem import SPLITS
 from t2t_multimodel.problems import PROBLEMS
@@ -95,6 +95,33 @@ def write_results(output_dir: str, split: str, results: dict[str, evaluation.Pro
   decodes = [{"problem": name, **decode} for name, result in results.items()
              for decode in result.decodes]
   run_dir.write_jsonl(decodes_path(output_dir, split), decodes)
+  return content
+
+
+def rescore_run(output_dir: str, split: str = "test") -> dict:
+  """Recomputes every text metric of O/eval_<split>.json from its stored decodes
+  (O/eval_<split>_decodes.jsonl), with the metrics of this version; the token metrics and the
+  loss, which need the model, are kept. Rewrites and returns eval_<split>.json's content, with
+  "rescored_from" naming the decodes. For a metric whose definition changed since the run."""
+  check_split(split)
+  content = read_results(output_dir, split)
+  path = decodes_path(output_dir, split)
+  if not os.path.exists(path):
+    raise run_dir.RunDirError(f"No {path}: rescoring needs the decodes mm-evaluate writes.")
+  decodes: dict[str, list[dict]] = {}
+  for record in run_dir.read_jsonl(path):
+    decodes.setdefault(record["problem"], []).append(record)
+  for name, entry in content["problems"].items():
+    rows = decodes.get(name, [])
+    if len(rows) != entry["examples"]:
+      raise run_dir.RunDirError(f"{path} holds {len(rows)} decodes of {name}, not the "
+                                f"{entry['examples']} that {eval_path(output_dir, split)} scored.")
+    _, text_names = evaluation.metric_names(PROBLEMS.get(name))
+    hypotheses, references = [r["hypothesis"] for r in rows], [r["reference"] for r in rows]
+    entry["metrics"].update({metric: float(metrics.METRICS.get(metric).text_fn(hypotheses, references))
+                             for metric in text_names})
+  content["rescored_from"] = os.path.basename(path)
+  run_dir.write_json(eval_path(output_dir, split), content)
   return content
 
 
