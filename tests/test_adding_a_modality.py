@@ -15,6 +15,7 @@ from t2t_multimodel.data import datagen, inputs
 from t2t_multimodel.evaluate.evaluation import Evaluator
 from t2t_multimodel.hparams import get_hparams
 from t2t_multimodel.infer.decoding import Decoder
+from t2t_multimodel.infer.serving import ProblemServer
 from t2t_multimodel.modalities import MODALITIES
 from t2t_multimodel.model.multimodel import MultiModel
 from t2t_multimodel.problem import CommandToken, Problem, validate_problem
@@ -83,6 +84,8 @@ def test_the_readme_example_adds_a_working_modality(bytes_modality, tmp_path):
 
   decoded = Decoder(model, problem, hp, vocab, max_length=6).decode(["Über 3 Schritte", ""])
   assert isinstance(decoded[0], str) and decoded[1] == ""
+  server = ProblemServer(model, problem, hp, vocab, beam_size=1, alpha=0.6, max_length=6)
+  assert [s.decode("utf-8") for s in server.serve(tf.constant(["Über 3 Schritte", ""]))["outputs"].numpy()] == decoded
   result = Evaluator(model, [problem], hp, data_dir, vocab, max_length=6).evaluate_problem(problem, "test")
   assert result.examples == 5 and "bleu" in result.metrics
   assert [sample["input"] for sample in result.decodes] == SENTENCES[35:]  # `describe`

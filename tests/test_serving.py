@@ -17,7 +17,7 @@ from t2t_multimodel.run import run_dir
 from t2t_multimodel.vocab import EOS_ID, SubwordVocab, VOCAB_FILENAME
 
 BIN = os.path.dirname(sys.executable)
-PROBLEM_NAMES = ("translate_ende_bible", "image_digits")
+PROBLEM_NAMES = ("translate_ende_bible", "image_digits", "caption_emoji", "speech_espeak")
 LINES = ["In the beginning God created the heavens and the earth.", "", "Ünïcödé 🙂 text"]
 
 
@@ -31,8 +31,9 @@ def run(tmp_path_factory):
                              str(data_dir / VOCAB_FILENAME), vocab_size=400)
   hp = get_hparams("multimodel_tiny", "vocab_size=400,max_target_length=8,max_input_length=16")
   signatures = [PROBLEMS.get(n).signature() for n in PROBLEM_NAMES]
-  record = run_dir.problems_record("translate_ende_bible,image_digits", signatures, "proportional",
-                                   {n: 0.5 for n in PROBLEM_NAMES}, 0, vocab.sha256, str(data_dir))
+  record = run_dir.problems_record(",".join(PROBLEM_NAMES), signatures, "proportional",
+                                   {n: 1 / len(PROBLEM_NAMES) for n in PROBLEM_NAMES}, 0, vocab.sha256,
+                                   str(data_dir))
   run_dir.prepare(str(output_dir), hp, record)
   run_dir.copy_vocab(str(data_dir), str(output_dir))
   model = MultiModel(hp, signatures)
@@ -111,11 +112,12 @@ def _decoder_ids(run, lines):
 
 def test_export_tokenizes_as_the_decoder(run):
   hp, record = run_dir.load_run(run)
-  server = serving.TextServer(None, "translate_ende_bible", hp, serving.run_vocab(run, record),
-                              beam_size=1, alpha=0.6, max_length=hp.max_target_length)
+  server = serving.ProblemServer(None, PROBLEMS.get("translate_ende_bible"), hp,
+                                 serving.run_vocab(run, record), beam_size=1, alpha=0.6,
+                                 max_length=hp.max_target_length)
   short, exact, long = _lines_around_the_limit(run)
   for lines in ([short], [exact], [long], [short, exact, long]):
-    got = server.tokenize(tf.constant(lines))["ids"].numpy()
+    got = server.prepare(tf.constant(lines))["inputs"].numpy()
     expected = _decoder_ids(run, lines)
     np.testing.assert_array_equal(got, expected, err_msg=f"{lines}")
     assert (expected == EOS_ID).sum(axis=1).tolist() == [1] * len(lines)  # never [..., EOS, EOS]
@@ -131,7 +133,7 @@ def test_export_round_trip_in_a_fresh_process(run, tmp_path):
       "import json, sys, tensorflow as tf, tensorflow_text\n"
       f"m = tf.saved_model.load({export_dir!r})\n"
       f"out = m.signatures['serving_default'](inputs=tf.constant({lines!r}))['outputs']\n"
-      f"ids = m.signatures['tokenize'](inputs=tf.constant({text!r}))['ids']\n"
+      f"ids = m.signatures['prepare'](inputs=tf.constant({text!r}))['inputs']\n"
       "print(json.dumps([[s.decode('utf-8') for s in out.numpy().tolist()], ids.numpy().tolist()]))\n"
       "assert 't2t_multimodel' not in sys.modules\n")
   loaded = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600,
@@ -141,3 +143,47 @@ def test_export_round_trip_in_a_fresh_process(run, tmp_path):
   np.testing.assert_array_equal(np.array(ids), _decoder_ids(run, text))
   expected = serving.load_decoder(run, "translate_ende_bible").decode(lines)
   assert served == expected and served[1] == ""
+
+
+def _client_files(tmp_path):
+  """What clients send: images of any size and format (alpha too), WAV files of other rates,
+  stereo, and an empty file."""
+  from PIL import Image
+  from scipy.io import wavfile
+  rng = np.random.default_rng(0)
+  files = {"image": [], "audio": []}
+  for name, mode, size in [("a.png", "RGBA", (37, 23)), ("b.jpg", "RGB", (16, 16)), ("c.gif", "P", (9, 40))]:
+    path = tmp_path / name
+    Image.fromarray((rng.random(size[::-1] + (4,)) * 255).astype(np.uint8), "RGBA").convert(mode).save(path)
+    files["image"].append(str(path))
+  for name, rate, channels in [("a.wav", 16000, 1), ("b.wav", 22050, 2), ("c.wav", 8000, 1)]:
+    path = tmp_path / name
+    wave = 0.3 * np.sin(2 * np.pi * 440 * np.arange(rate // 2) / rate)[:, None] * np.ones([1, channels])
+    wavfile.write(path, rate, (wave * 32767).astype(np.int16))
+    files["audio"].append(str(path))
+  return files
+
+
+def test_every_modality_exports_and_serves_as_the_decoder(run, tmp_path):
+  # Images -> label, images -> caption, WAV -> transcript: the bytes a client has, served by a
+  # SavedModel in a process that never imports this package, equal to mm-decoder on the files.
+  files = _client_files(tmp_path)
+  cases = {"image_digits": files["image"], "caption_emoji": files["image"], "speech_espeak": files["audio"]}
+  script = ["import base64, json, sys, tensorflow as tf, tensorflow_text", "served = {}"]
+  for problem, paths in cases.items():
+    export_dir = str(tmp_path / problem)
+    serving.export(run, problem, export_dir)
+    script += [f"m = tf.saved_model.load({export_dir!r})",
+               f"data = [open(p, 'rb').read() for p in {paths!r}] + [b'']",
+               "out = m.signatures['serving_default'](inputs=tf.constant(data))['outputs']",
+               f"served[{problem!r}] = [s.decode('utf-8') for s in out.numpy().tolist()]"]
+  script += ["print(json.dumps(served))", "assert 't2t_multimodel' not in sys.modules"]
+  loaded = subprocess.run([sys.executable, "-c", "\n".join(script)], capture_output=True, text=True,
+                          timeout=600, cwd=str(tmp_path))
+  assert loaded.returncode == 0, loaded.stderr[-3000:]
+  served = json.loads(loaded.stdout.strip().splitlines()[-1])
+  for problem, paths in cases.items():
+    expected = serving.load_decoder(run, problem).decode(paths)
+    assert served[problem] == expected + [""], problem
+  assert all(label in PROBLEMS.get("image_digits").class_names or label in map(str, range(10))
+             for label in served["image_digits"][:-1])

@@ -12,15 +12,17 @@ import sys
 
 import tensorflow as tf
 
+from t2t_multimodel import modalities
 from t2t_multimodel.data import inputs
 from t2t_multimodel.errors import UserError
 from t2t_multimodel.hparams.base import HParams
 from t2t_multimodel.infer import decoding
+from t2t_multimodel.problem import Problem
 from t2t_multimodel.model.multimodel import MODELS
 from t2t_multimodel.problems import PROBLEMS
 from t2t_multimodel.registry import UnknownNameError
 from t2t_multimodel.run import run_dir
-from t2t_multimodel.vocab import EOS_ID, SubwordVocab, VOCAB_FILENAME
+from t2t_multimodel.vocab import SubwordVocab, VOCAB_FILENAME
 
 
 class CheckpointError(UserError, FileNotFoundError):
@@ -67,68 +69,86 @@ def load_decoder(output_dir: str, problem: str, checkpoint_path: str | None = No
                           beam_size=beam_size, alpha=alpha, max_length=max_length)
 
 
-class TextServer(tf.Module):
-  """strings [N] -> strings [N] for a text-to-text problem: tokenisation, incremental decoding and
-  detokenisation all inside the graph (tensorflow-text's SentencePiece ops).
+class ProblemServer(tf.Module):
+  """strings [N] -> strings [N] for one problem, everything inside the graph: reading what a client
+  has (text, or the bytes of an image or a WAV file: `Modality.serve`), the training pipeline's
+  own preprocessing (`inputs.layouts`), incremental decoding or classification, and the output
+  text (`Modality.serve_text`; tensorflow-text's SentencePiece ops for text).
 
-  `tokenize` feeds the model exactly what mm-decoder feeds it (decoding.prepare_inputs): the
-  SentencePiece ids, one EOS, the training pipeline's own input preprocessing
-  (inputs.layouts(...)["inputs"].preprocess, traced here), zero-padded to a multiple of its
-  length step. Empty or all-space lines give empty outputs, as in mm-decoder.
+  `prepare` feeds the model exactly what mm-decoder feeds it (decoding.prepare_inputs), zero-padded
+  to a multiple of the length step. Empty inputs (or all-space lines) give empty outputs, as in
+  mm-decoder; they are never decoded.
 
   Example:
-    >>> server = TextServer(model, "translate_ende_bible", hp, vocab, beam_size=4, alpha=0.6, max_length=64)
+    >>> server = ProblemServer(model, PROBLEMS.get("translate_ende_bible"), hp, vocab, 4, 0.6, 64)
     >>> server.serve(tf.constant(["In the beginning"]))["outputs"]
   """
 
-  def __init__(self, model, problem: str, hparams: HParams, vocab: SubwordVocab, beam_size: int,
-               alpha: float, max_length: int):
+  def __init__(self, model, problem: Problem, hparams: HParams, vocab: SubwordVocab | None,
+               beam_size: int, alpha: float, max_length: int):
     super().__init__()
-    import tensorflow_text as tft  # its ops must be registered to save and to load
-    self.model = model
-    self.tokenizer = tft.SentencepieceTokenizer(model=vocab.model_proto)  # no EOS: added once below
-    self._layout = inputs.layouts(PROBLEMS.get(problem), hparams)["inputs"]
-    self._problem = problem
+    self.model, self._problem = model, problem
+    self.tokenizer = None
+    if vocab is not None:
+      import tensorflow_text as tft  # its ops must be registered to save and to load
+      self.tokenizer = tft.SentencepieceTokenizer(model=vocab.model_proto)  # no EOS: `serve` adds it
+    self._inputs, self._targets = modalities.of(problem, "inputs"), modalities.of(problem, "targets")
+    self._layout = inputs.layouts(problem, hparams)["inputs"]
     self._beam_size, self._alpha, self._max_length = beam_size, alpha, max_length
+    placeholder = self._inputs.dummy(hparams, 1, "inputs")[0]            # stands in for empty inputs
+    self._placeholder = tf.constant(self._layout.preprocess(placeholder))
+
+  def _empty(self, raw):
+    return tf.equal(tf.strings.length(tf.strings.strip(raw) if self._inputs.text else raw), 0)
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
-  def tokenize(self, lines):
-    """strings [N] -> {"ids": the model's input, int32 [N, T]}, as decoding.prepare_inputs makes it."""
-    ids = tf.cast(self.tokenizer.tokenize(lines), tf.int32)                 # ragged [N, (T)]
-    eos = tf.fill([tf.shape(lines)[0], 1], EOS_ID)                          # [N, 1]
-    ids = tf.concat([ids, eos], axis=1)                                     # ragged [N, (T + 1)]
-    ids = tf.map_fn(self._layout.preprocess, ids,
-                    fn_output_signature=tf.RaggedTensorSpec([None], tf.int32, ragged_rank=0))
-    dense = ids.to_tensor(0)                                                # [N, T']
+  def prepare(self, raw):
+    """strings [N] -> {"inputs": the model's input batch [N, ...], "empty": bool [N]}."""
+    empty = self._empty(raw)
+
+    def one(args):
+      value, is_empty = args
+      return tf.cond(is_empty, lambda: self._placeholder,
+                     lambda: self._layout.preprocess(self._inputs.serve(value, self.tokenizer)))
+
+    if self._layout.multiple is None:                                       # fixed shape: images
+      batch = tf.map_fn(one, (raw, empty), fn_output_signature=self._placeholder.dtype)
+      return {"inputs": batch, "empty": empty}                                  # [N, ...]
+    spec = tf.RaggedTensorSpec([None] + self._placeholder.shape[1:].as_list(),
+                               self._placeholder.dtype, ragged_rank=0)
+    values = tf.map_fn(one, (raw, empty), fn_output_signature=spec)             # ragged [N, (T), ...]
+    dense = values.to_tensor(0)                                                 # [N, T', ...]
     multiple = self._layout.multiple
     pad = (multiple - tf.shape(dense)[1] % multiple) % multiple
-    return {"ids": tf.pad(dense, [[0, 0], [0, pad]])}                       # [N, T'' = k * multiple]
+    paddings = [[0, 0], [0, pad]] + [[0, 0]] * (len(self._placeholder.shape) - 1)
+    return {"inputs": tf.pad(dense, paddings), "empty": empty}                  # [N, k * multiple, ...]
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
-  def serve(self, lines):
-    dense = self.tokenize(lines)["ids"]                                     # [N, T]
-    out = decoding.decode_ids(self.model, self._problem, dense, self._max_length,
-                              self._beam_size, self._alpha)                 # [N, L]
-    keep = tf.logical_and(out > 1, out < tf.cast(self.tokenizer.vocab_size(), tf.int32))
-    outputs = self.tokenizer.detokenize(tf.ragged.boolean_mask(out, keep))  # [N]
-    empty = tf.equal(tf.strings.length(tf.strings.strip(lines)), 0)
-    return {"outputs": tf.where(empty, "", outputs)}
+  def serve(self, raw):
+    prepared = self.prepare(raw)
+    batch = prepared["inputs"]
+    if self._targets.autoregressive:
+      out = decoding.decode_ids(self.model, self._problem.name, batch, self._max_length,
+                                self._beam_size, self._alpha)                   # [N, L]
+    else:
+      out = decoding.classify(self.model, self._problem.name, batch)            # [N]
+    texts = self._targets.serve_text(out, self.tokenizer, self._problem.class_names)
+    return {"outputs": tf.where(prepared["empty"], "", texts)}                  # [N]
 
 
 def export(output_dir: str, problem: str, export_dir: str, checkpoint_path: str | None = None,
            beam_size: int = 1, alpha: float = 0.6, max_length: int | None = None) -> str:
-  """Writes a SavedModel whose `serving_default` maps `inputs` (string [N]) to `outputs`.
+  """Writes a SavedModel whose `serving_default` maps `inputs` (string [N]: text lines, or the
+  bytes of image or WAV files) to `outputs` (string [N]).
 
-  Its `tokenize` signature maps the same `inputs` to `ids`, the batch the model is fed.
+  Its `prepare` signature maps the same `inputs` to `inputs` (the batch the model is fed) and
+  `empty`.
   """
   decoder = load_decoder(output_dir, problem, checkpoint_path, beam_size, alpha, max_length)
-  if decoder.problem.input_modality != "symbol" or decoder.problem.target_modality != "symbol":
-    raise UserError(f"mm-export serves text-to-text problems; {problem} is "
-                    f"{decoder.problem.input_modality} -> {decoder.problem.target_modality}.")
-  server = TextServer(decoder.model, problem, decoder.hparams, decoder.vocab, beam_size, alpha,
-                      decoder.max_length)
+  server = ProblemServer(decoder.model, decoder.problem, decoder.hparams, decoder.vocab, beam_size,
+                         alpha, decoder.max_length)
   tf.saved_model.save(server, export_dir,
-                      signatures={"serving_default": server.serve, "tokenize": server.tokenize})
+                      signatures={"serving_default": server.serve, "prepare": server.prepare})
   return export_dir
 
 

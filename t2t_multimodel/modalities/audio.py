@@ -121,7 +121,10 @@ class Audio(Modality):
     return tf.ones([batch_size, 8 * 2 ** hp.audio_time_strides, spectrogram.NUM_MEL_BINS])
 
   def read(self, path: str, vocab: SubwordVocab | None) -> tf.Tensor:
-    return tf.constant(spectrogram.featurize_file(path), tf.float32)     # WAV or SPHERE -> [F, 80]
+    return tf.constant(spectrogram.read_features(path), tf.float32)      # WAV or SPHERE -> [F, 80]
+
+  def serve(self, data: tf.Tensor, tokenizer) -> tf.Tensor:
+    return spectrogram.wav_features(data)                                # 16-bit WAV -> [F, 80]
 
   def describe(self, frames: np.ndarray, vocab: SubwordVocab | None) -> str:
     real = int(np.any(frames != 0, axis=-1).sum())

@@ -136,6 +136,18 @@ class Modality:
     """A model output or a stored target (one example) -> text."""
     raise NotImplementedError(f"{type(self).__name__} must implement to_text")
 
+  # --- Serving: graph ops only, so that a SavedModel needs neither Python nor this package. ------
+
+  def serve(self, raw: tf.Tensor, tokenizer) -> tf.Tensor:
+    """What a client sends (one scalar string: a line of text, or a file's bytes) -> the value
+    `read` gives for the same input. `tokenizer`: tensorflow-text's SentencePiece tokenizer of the
+    run's vocabulary (None without one)."""
+    raise ValueError(f"{self.name} inputs cannot be served.")
+
+  def serve_text(self, outputs: tf.Tensor, tokenizer, class_names: Sequence[str] = ()) -> tf.Tensor:
+    """A batch of model outputs (ids [N, L] or labels [N]) -> strings [N], as `to_text` gives."""
+    raise ValueError(f"{self.name} outputs cannot be served.")
+
   def describe(self, value: np.ndarray, vocab: SubwordVocab | None) -> str:
     """One preprocessed input, as a short line for reports."""
     return f"[{self.name} {list(value.shape)}]"

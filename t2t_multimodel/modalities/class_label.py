@@ -114,6 +114,12 @@ class ClassLabel(Modality):
     label = int(np.reshape(label, [-1])[0])
     return class_names[label] if class_names else str(label)
 
+  def serve_text(self, labels: tf.Tensor, tokenizer, class_names: Sequence[str] = ()) -> tf.Tensor:
+    labels = tf.reshape(labels, [-1])                                    # [N]
+    if not class_names:
+      return tf.strings.as_string(labels)
+    return tf.gather(tf.constant(list(class_names)), labels)             # [N]
+
   def check(self, problem, role: str) -> None:
     if role == "targets" and problem.num_classes < 2:
       raise ValueError(f"Problem {problem.name}: a class_label target needs num_classes >= 2.")

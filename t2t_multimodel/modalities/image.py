@@ -41,6 +41,26 @@ def to_rgb_png(data: bytes) -> bytes:
   return buffer.getvalue()
 
 
+TF_IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM")  # what tf.io decodes: PNG, JPEG, GIF, BMP
+
+
+@tf.function(input_signature=[tf.TensorSpec([], tf.string)])
+def image_from_bytes(data: tf.Tensor) -> tf.Tensor:
+  """Encoded PNG, JPEG, GIF (first frame) or BMP bytes -> float RGB [H, W, 3] in [0, 1], alpha
+  composited onto white, in graph ops only: what a SavedModel and mm-decoder both feed the model."""
+  def rgba_png():
+    return tf.image.convert_image_dtype(tf.io.decode_png(data, channels=4), tf.float32)    # [H, W, 4]
+
+  def rgb_other():
+    rgb = tf.io.decode_image(data, channels=3, expand_animations=False)                    # [H, W, 3]
+    rgb = tf.image.convert_image_dtype(rgb, tf.float32)
+    return tf.concat([rgb, tf.ones_like(rgb[:, :, :1])], axis=-1)                          # [H, W, 4]
+
+  rgba = tf.cond(tf.equal(tf.strings.substr(data, 0, 4), TF_IMAGE_MAGIC[0]), rgba_png, rgb_other)
+  alpha = rgba[:, :, 3:]
+  return rgba[:, :, :3] * alpha + (1.0 - alpha)                                            # [H, W, 3]
+
+
 @SERIALIZABLE
 class ImageModality(CheckpointedCollections, keras.layers.Layer):
   """The paper's image modality net, an Xception-like entry flow, then flattened to a sequence:
@@ -135,8 +155,14 @@ class Image(Modality):
     return tf.fill([batch_size, hp.image_size, hp.image_size, 3], 0.5)
 
   def read(self, path: str, vocab: SubwordVocab | None) -> tf.Tensor:
-    with open(path, "rb") as f:  # any Pillow format, alpha composited onto white
-      return self.decode(tf.constant(to_rgb_png(f.read())))              # [H, W, 3]
+    with open(path, "rb") as f:
+      data = f.read()
+    if not data.startswith(TF_IMAGE_MAGIC):  # WebP, TIFF, ...: through Pillow
+      data = to_rgb_png(data)
+    return image_from_bytes(tf.constant(data))                          # [H, W, 3]
+
+  def serve(self, data: tf.Tensor, tokenizer) -> tf.Tensor:
+    return image_from_bytes(data)                                       # [H, W, 3]
 
   def describe(self, image: np.ndarray, vocab: SubwordVocab | None) -> str:
     return f"[image {image.shape[0]}x{image.shape[1]}]"

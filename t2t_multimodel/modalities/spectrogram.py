@@ -1,5 +1,10 @@
 """Audio for the speech problems and the decoder: WAV and NIST SPHERE files read to waveforms,
-resampled to 16 kHz, turned into log-mel spectrogram features (tf.signal)."""
+resampled to 16 kHz, turned into log-mel spectrogram features (tf.signal).
+
+Two resamplers: mm-datagen's is polyphase (scipy, `resample`); the decoder's and a SavedModel's
+is band-limited FFT resampling in graph ops (`waveform_features`), so that mm-decoder and an
+exported model (`wav_features`: WAV bytes in, no Python) compute the very same features.
+"""
 
 from __future__ import annotations
 
@@ -28,9 +33,10 @@ def resample(waveform: np.ndarray, rate: int, target_rate: int = SAMPLE_RATE) ->
 
 
 @functools.lru_cache(maxsize=None)
-def _mel_matrix(sample_rate: int) -> tf.Tensor:
-  return tf.signal.linear_to_mel_weight_matrix(
-      NUM_MEL_BINS, FFT_LENGTH // 2 + 1, sample_rate, 20.0, sample_rate / 2)       # [257, M]
+def _mel_matrix(sample_rate: int) -> np.ndarray:
+  with tf.init_scope():  # eager even when first asked inside a tf.function: a constant, not a graph tensor
+    return tf.signal.linear_to_mel_weight_matrix(
+        NUM_MEL_BINS, FFT_LENGTH // 2 + 1, sample_rate, 20.0, sample_rate / 2).numpy()  # [257, M]
 
 
 @tf.function(input_signature=[tf.TensorSpec([None], tf.float32),
@@ -38,6 +44,36 @@ def _mel_matrix(sample_rate: int) -> tf.Tensor:
 def _log_mel(x: tf.Tensor, mel: tf.Tensor) -> tf.Tensor:
   stft = tf.signal.stft(x, FRAME_LENGTH, FRAME_STEP, FFT_LENGTH, pad_end=True)   # [F, 257]
   return tf.math.log(tf.matmul(tf.abs(stft) ** 2, mel) + 1e-6)                  # [F, M]
+
+
+def _resample_fft(waveform: tf.Tensor, rate: tf.Tensor) -> tf.Tensor:
+  """[S] at `rate` -> [round(S * 16k / rate)] at SAMPLE_RATE: the spectrum cut (or zero-padded)
+  to the new length's bins, as scipy.signal.resample does; the identity at 16 kHz."""
+  def resample():
+    length = tf.shape(waveform)[0]
+    new_length = tf.cast(tf.round(tf.cast(length, tf.float64) * SAMPLE_RATE /
+                                  tf.cast(rate, tf.float64)), tf.int32)
+    spectrum = tf.signal.rfft(waveform)                                       # [S // 2 + 1]
+    bins = new_length // 2 + 1
+    spectrum = tf.pad(spectrum[:bins], [[0, tf.maximum(bins - tf.shape(spectrum)[0], 0)]])
+    scale = tf.cast(new_length, tf.float32) / tf.cast(length, tf.float32)
+    return tf.signal.irfft(spectrum, fft_length=[new_length]) * scale         # [S']
+  return tf.cond(tf.equal(rate, SAMPLE_RATE), lambda: waveform, resample)
+
+
+@tf.function(input_signature=[tf.TensorSpec([None], tf.float32), tf.TensorSpec([], tf.int32)])
+def waveform_features(waveform: tf.Tensor, rate: tf.Tensor) -> tf.Tensor:
+  """A mono waveform [S] in [-1, 1] at any `rate` -> log-mel features [frames, 80] of it at 16 kHz
+  (FFT resampling), in graph ops only."""
+  return _log_mel(_resample_fft(waveform, rate), _mel_matrix(SAMPLE_RATE))      # [F, 80]
+
+
+@tf.function(input_signature=[tf.TensorSpec([], tf.string)])
+def wav_features(data: tf.Tensor) -> tf.Tensor:
+  """The bytes of a 16-bit PCM WAV file (any rate, mono or stereo) -> log-mel features [F, 80],
+  the channels averaged, in graph ops only (tf.audio.decode_wav reads 16-bit PCM only)."""
+  audio, rate = tf.audio.decode_wav(data)                                       # [S, C], []
+  return waveform_features(tf.reduce_mean(audio, axis=1), rate)
 
 
 def log_mel_spectrogram(waveform: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
@@ -114,6 +150,14 @@ def read_wav(path: str) -> tuple[np.ndarray, int]:
 
 
 def featurize_file(path: str) -> np.ndarray:
-  """An audio file -> log-mel features [frames, 80] of its 16 kHz waveform."""
+  """An audio file -> log-mel features [frames, 80] of its 16 kHz waveform (datagen's polyphase
+  resampling)."""
   waveform, rate = read_wav(path) if path.lower().endswith(".wav") else read_sphere(path)
   return log_mel_spectrogram(resample(waveform, rate))    # [frames, 80]
+
+
+def read_features(path: str) -> np.ndarray:
+  """An audio file -> log-mel features [frames, 80] as a served model computes them
+  (`waveform_features`): the decoder's reader, so mm-decoder and mm-export agree."""
+  waveform, rate = read_wav(path) if path.lower().endswith(".wav") else read_sphere(path)
+  return waveform_features(tf.constant(waveform, tf.float32), tf.constant(rate, tf.int32)).numpy()

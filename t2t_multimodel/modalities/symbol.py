@@ -109,5 +109,13 @@ class Symbol(Modality):
   def describe(self, ids: np.ndarray, vocab: SubwordVocab | None) -> str:
     return vocab.decode(ids.tolist())
 
+  def serve(self, line: tf.Tensor, tokenizer) -> tf.Tensor:
+    ids = tf.cast(tokenizer.tokenize(line), tf.int64)                    # [T], no EOS
+    return tf.concat([ids, tf.constant([EOS_ID], tf.int64)], axis=0)     # [T + 1], as `read`
+
+  def serve_text(self, ids: tf.Tensor, tokenizer, class_names: Sequence[str] = ()) -> tf.Tensor:
+    keep = tf.logical_and(ids > EOS_ID, ids < tf.cast(tokenizer.vocab_size(), ids.dtype))
+    return tokenizer.detokenize(tf.ragged.boolean_mask(ids, keep))       # [N]
+
 
 SYMBOL = Symbol()
