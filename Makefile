@@ -11,7 +11,7 @@ EVAL_EXAMPLES ?= 200
 TRAIN_RUN   ?= runs/train
 TRAIN_STEPS ?= 9000
 
-.PHONY: install demo train learning test test-all bench reproduce clean
+.PHONY: install browser demo train learning test test-all bench reproduce clean
 
 install: $(VENV)/.installed
 
@@ -60,10 +60,17 @@ train: install
 	  --json=reports/train.json --notes=reports/train_notes.md --targets
 
 # pytest exits 5 when a marker selects no test: not a failure.
-test: install
+# Debian's chromium and its driver, for tests/test_web.py (mm-serve's page in a real browser).
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	    --no-install-recommends chromium chromium-driver >/dev/null; }
+
+test: install browser
 	$(BIN)/python -m pytest -q -n 2 -m "not slow" tests; rc=$$?; [ $$rc -eq 5 ] && rc=0; exit $$rc
 
-test-all: install
+test-all: install browser
 	$(BIN)/python -m pytest -q -n 2 tests
 
 # Every script under benchmarks/ but the helper modules and `make learning`'s; each prints

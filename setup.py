@@ -19,6 +19,7 @@ setup(
         "t2t_multimodel.hparams": "hparams",
         "t2t_multimodel.bin": "bin",
     },
+    package_data={"t2t_multimodel.infer": ["static/*.html"]},  # mm-serve's page
     install_requires=[
         "tensorflow>=2.21,<2.22",
         "tensorflow-text>=2.21,<2.22",
@@ -43,7 +44,8 @@ setup(
         "tqdm>=4.66,<5",
     ],
     extras_require={
-        "test": ["pytest>=8,<10", "pytest-xdist>=3.5,<4"],
+        # selenium drives Debian's chromium in tests/test_web.py (`make browser` installs it)
+        "test": ["pytest>=8,<10", "pytest-xdist>=3.5,<4", "selenium>=4.20,<5"],
         "bench": ["keras-hub>=0.32,<0.33"],  # benchmarks/peer_transformer.py: the plain Transformer
     },
     entry_points={
@@ -54,6 +56,7 @@ setup(
             "mm-export=t2t_multimodel.bin.export:run",
             "mm-evaluate=t2t_multimodel.bin.evaluate:run",
             "mm-report=t2t_multimodel.bin.report:run",
+            "mm-serve=t2t_multimodel.bin.serve:run",
         ],
     },
 )

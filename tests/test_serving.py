@@ -23,6 +23,10 @@ LINES = ["In the beginning God created the heavens and the earth.", "", "Ünïc�
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
+  return make_run(tmp_path_factory)
+
+
+def make_run(tmp_path_factory) -> str:
   """A real (untrained) run: hparams.json, problems.json, the vocab and a checkpoint."""
   output_dir = tmp_path_factory.mktemp("run")
   data_dir = tmp_path_factory.mktemp("data")

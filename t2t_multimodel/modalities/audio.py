@@ -86,6 +86,9 @@ class AudioModality(CheckpointedCollections, keras.layers.Layer):
 
 class Audio(Modality):
   name = "audio"
+  client = "file"
+  accept = "audio/wav,.wav"
+  client_description = "a 16-bit PCM WAV file"
 
   def encode(self, features: np.ndarray, vocab: SubwordVocab | None) -> tf.train.Feature:
     features = np.asarray(features)

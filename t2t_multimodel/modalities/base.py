@@ -74,12 +74,19 @@ class Modality:
     autoregressive: as a target, produced token by token by the target side (mixer and decoder,
       with incremental decoding); otherwise in one shot from the encoder output.
     grid: as an input, the bottom returns a 2-D grid (h, w) that a top may fold the body back to.
+    client: what a client of a served model sends as an input: "text" (a line) or "file" (a
+      file's bytes); "" if it cannot be served as an input.
+    accept: the file types a web page offers to upload (an HTML `accept` list).
+    client_description: that input in words, for messages ("an image file (PNG, JPEG, ...)").
   """
 
   name: str = ""
   text: bool = False
   autoregressive: bool = False
   grid: bool = False
+  client: str = ""
+  accept: str = ""
+  client_description: str = ""
 
   # --- Storage. ----------------------------------------------------------------------------------
 

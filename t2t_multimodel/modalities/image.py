@@ -114,6 +114,9 @@ class ImageModality(CheckpointedCollections, keras.layers.Layer):
 
 class Image(Modality):
   name = "image"
+  client = "file"
+  accept = "image/png,image/jpeg,image/gif,image/bmp"
+  client_description = "an image file (PNG, JPEG, GIF or BMP)"
   grid = True
 
   def encode(self, png: bytes, vocab: SubwordVocab | None) -> tf.train.Feature:

@@ -68,6 +68,8 @@ class SymbolModality(CheckpointedCollections, keras.layers.Layer):
 
 class Symbol(Modality):
   name = "symbol"
+  client = "text"
+  client_description = "a line of text"
   text = True
   autoregressive = True
 
