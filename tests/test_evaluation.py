@@ -2,7 +2,6 @@
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -122,30 +121,33 @@ def test_mm_evaluate_writes_whole_split_figures(run, train_data_dir):
   assert "translate_ende_bible" in result.stdout and str(counts["translate_ende_bible"]) in result.stdout
 
 
-def test_rescore_recomputes_text_metrics_from_the_stored_decodes(run, tmp_path):
-  # A copy of a scored run, whose stored decodes are edited: rescoring reads them, not the model.
-  output_dir = str(tmp_path / "run")
-  assert _cli(f"--output_dir={run}", "--split=test").returncode == 0
-  shutil.copytree(run, output_dir)
-  decodes = run_dir.read_jsonl(decodes_path(output_dir, "test"))
-  for decode in decodes:
-    if decode["problem"] == "translate_ende_bible":
-      decode["hypothesis"] = decode["reference"]
+def test_rescore_recomputes_text_metrics_from_the_stored_decodes(tmp_path):
+  # The files mm-evaluate writes, with figures made up: rescoring reads the decodes, not a model.
+  output_dir = str(tmp_path)
+  pairs = [("In the beginning God created the heavens", "Im Anfang schuf Gott die Himmel"),
+           ("and the earth was without form", "und die Erde war wüst und leer")]
+  decodes = [{"problem": "translate_ende_bible", "input": source, "reference": target,
+              "hypothesis": target} for source, target in pairs]
+  decodes += [{"problem": "image_digits", "input": "[image 16x16]", "reference": "3", "hypothesis": "3"}]
   run_dir.write_jsonl(decodes_path(output_dir, "test"), decodes)
-  before = read_results(output_dir, "test")["problems"]
+  ende = {"bleu": 1.0, "chrf": 2.0, "degenerate": 0.5, "accuracy": 0.25, "loss": 3.0}
+  digits = {"accuracy": 0.75, "loss": 1.0}
+  run_dir.write_json(os.path.join(output_dir, "eval_test.json"), {
+      "split": "test", "step": 7, "checkpoint": None, "data_dir": output_dir,
+      "decoding": {"beam_size": 1, "alpha": 0.6, "max_length": 8},
+      "problems": {"translate_ende_bible": {"examples": 2, "metrics": dict(ende)},
+                   "image_digits": {"examples": 1, "metrics": dict(digits)}}})
   result = _cli(f"--output_dir={output_dir}", "--split=test", "--rescore")
   assert result.returncode == 0, result.stderr[-3000:]
   after = read_results(output_dir, "test")
-  ende = after["problems"]["translate_ende_bible"]["metrics"]
-  assert ende["bleu"] == pytest.approx(100.0) and ende["degenerate"] == 0.0
-  # Token metrics need the model: kept as they were.
-  assert ende["accuracy"] == before["translate_ende_bible"]["metrics"]["accuracy"]
-  assert after["problems"]["image_digits"] == before["image_digits"]
-  assert after["rescored_from"] == "eval_test_decodes.jsonl"
+  assert after["problems"]["translate_ende_bible"]["metrics"] == pytest.approx(
+      {"bleu": 100.0, "chrf": 100.0, "degenerate": 0.0, "accuracy": 0.25, "loss": 3.0})
+  assert after["problems"]["image_digits"]["metrics"] == digits  # token metrics need the model
+  assert after["rescored_from"] == "eval_test_decodes.jsonl" and after["step"] == 7
   # Decodes that do not cover what was scored are one line, not a wrong figure.
-  run_dir.write_jsonl(decodes_path(output_dir, "test"), decodes[:-1])
+  run_dir.write_jsonl(decodes_path(output_dir, "test"), decodes[1:])
   _assert_one_line_error(_cli(f"--output_dir={output_dir}", "--split=test", "--rescore"),
-                         "decodes of translate_ende_bible")
+                         "holds 1 decodes of translate_ende_bible, not the 2")
 
 
 def test_mm_evaluate_beam_search(run):
