@@ -167,6 +167,11 @@ def _mirrored_child(data_dir: str, output_dir: str, hparams: str) -> dict:
   strategy = distribute.make_strategy("mirrored")
   report = {"replicas": strategy.num_replicas_in_sync}
   training.train(config("mirrored"), strategy)
+  # Mixed precision under the strategy: float16 replicas, one loss-scaled optimizer.
+  fp16 = training.Trainer(config("mirrored_fp16", ",mixed_precision=True"), strategy)
+  fp16.train()
+  report["fp16_scale"] = float(fp16.optimizer.dynamic_scale.value.numpy())  # a MirroredVariable
+  report["fp16_moe_dtype"] = fp16.model.encoder.moe.compute_dtype
 
   # The same batches (each split in two halves under MirroredStrategy) through both train steps:
   # the text batches have different token counts in their halves.
@@ -198,6 +203,10 @@ def test_two_mirrored_cpu_replicas_train_and_equal_one_device(train_data_dir, ti
   assert result.returncode == 0, result.stderr[-3000:]
   report = json.loads(result.stdout.strip().splitlines()[-1])
   assert report["replicas"] == 2
+  assert report["fp16_moe_dtype"] == "float16" and report["fp16_scale"] > 1.0
+  fp16_log = run_dir.read_jsonl(str(tmp_path / "mirrored_fp16" / run_dir.TRAIN_LOG_FILE))
+  assert [r["step"] for r in fp16_log] == [1, 2]
+  assert all(math.isfinite(loss) for record in fp16_log for loss in record["loss"].values())
   # End to end: it trains, evaluates and checkpoints like a one-device run.
   output_dir = tmp_path / "mirrored"
   assert checkpointing.latest_step(str(output_dir)) == 2
