@@ -17,8 +17,8 @@ from t2t_multimodel.data import inputs
 from t2t_multimodel.errors import UserError
 from t2t_multimodel.hparams.base import HParams
 from t2t_multimodel.infer import decoding
-from t2t_multimodel.problem import Problem
 from t2t_multimodel.model.multimodel import MODELS
+from t2t_multimodel.problem import Problem
 from t2t_multimodel.problems import PROBLEMS
 from t2t_multimodel.registry import UnknownNameError
 from t2t_multimodel.run import run_dir
@@ -145,6 +145,9 @@ def export(output_dir: str, problem: str, export_dir: str, checkpoint_path: str 
   `empty`.
   """
   decoder = load_decoder(output_dir, problem, checkpoint_path, beam_size, alpha, max_length)
+  source = modalities.of(decoder.problem, "inputs")
+  if not source.client:
+    raise UserError(f"{problem}'s {source.name} inputs cannot be served: its modality has no `serve`.")
   server = ProblemServer(decoder.model, decoder.problem, decoder.hparams, decoder.vocab, beam_size,
                          alpha, decoder.max_length)
   tf.saved_model.save(server, export_dir,
