@@ -117,7 +117,10 @@ def _decode_on_the_page(browser, timeout=300):
   """Clicks Decode; returns (output, error, seconds line) once the page has an answer."""
   from selenium.webdriver.support.ui import WebDriverWait
   browser.find_element("id", "decode").click()
-  text = lambda name: browser.find_element("id", name).text  # noqa: E731
+  # textContent, not WebDriver's .text: .text folds whitespace (a vertical tab reads as a space),
+  # and an untrained model's decode may hold any character.
+  text = lambda name: browser.execute_script(  # noqa: E731
+      "return document.getElementById(arguments[0]).textContent;", name)
   WebDriverWait(browser, timeout).until(
       lambda _: (text("seconds") or text("error")) and browser.find_element("id", "decode").is_enabled())
   return text("output"), text("error"), text("seconds")
