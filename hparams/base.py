@@ -74,6 +74,12 @@ class HParams:
   adam_beta1: float = 0.9
   adam_beta2: float = 0.997
   adam_epsilon: float = 1e-9
+  # Adam's bias correction counts each variable's own updates (optimization.OwnStepAdam). With one
+  # problem per step, a problem's top and bottom see a gradient only on its steps; Keras's Adam
+  # corrects by the global step, so such a variable's first updates are ~2-4x the learning rate
+  # (m^/sqrt(v^) ~ (1 - b1**n) / sqrt(1 - b2**n) after its n-th update). False is Keras's Adam,
+  # that of runs made before it existed; their checkpoints have no per-variable counts.
+  adam_own_steps: bool = False
   clip_grad_norm: float = 1.0
   # Input pipeline.
   batch_size: int = 64              # examples per batch (each batch holds one problem).

@@ -131,17 +131,24 @@ def test_mixed_precision_trains_in_float16_with_loss_scaling(train_data_dir, tin
   assert sum(changed) > len(changed) // 2
 
 
-def test_resumed_run_equals_an_uninterrupted_one(train_data_dir, tiny_hparams, tmp_path, caplog):
-  skip_eval = {"final_eval_splits": ()}   # what is compared is the weights
-  straight = training.Trainer(_config(train_data_dir, tmp_path / "straight", tiny_hparams, 6, **skip_eval))
+@pytest.mark.parametrize("own_steps", [False, True])
+def test_resumed_run_equals_an_uninterrupted_one(train_data_dir, tiny_hparams, tmp_path, caplog,
+                                                 own_steps):
+  # Each step trains one of two problems, so OwnStepAdam's counts differ between variables.
+  flags = {"final_eval_splits": (), "extra": f"adam_own_steps={own_steps}"}   # compared: weights
+  straight = training.Trainer(_config(train_data_dir, tmp_path / "straight", tiny_hparams, 6, **flags))
   straight.train()
-  training.Trainer(_config(train_data_dir, tmp_path / "resumed", tiny_hparams, 3, **skip_eval)).train()
-  resumed = training.Trainer(_config(train_data_dir, tmp_path / "resumed", tiny_hparams, 6, **skip_eval))
+  training.Trainer(_config(train_data_dir, tmp_path / "resumed", tiny_hparams, 3, **flags)).train()
+  resumed = training.Trainer(_config(train_data_dir, tmp_path / "resumed", tiny_hparams, 6, **flags))
   with caplog.at_level(logging.INFO, logger="t2t_multimodel.train.training"):
     resumed.train()
   assert "Resuming from step 3" in caplog.text
-  # The recipe is stated at the start: peak learning rate, warmup, batch rule (tiny_hparams).
+  # The recipe is stated at the start: peak learning rate, warmup, Adam, batch rule (tiny_hparams).
   assert "peak learning rate 0.0018 at step 10" in caplog.text and "4 examples a batch" in caplog.text
+  assert ("each variable's own updates" in caplog.text) == own_steps
+  if own_steps:
+    counts = sorted({float(s.numpy()) for s in resumed.optimizer._own_steps})
+    assert counts[-1] == 6.0 and len(counts) > 1   # the body: every step; a problem's top: fewer
   for a, b in zip(_weights(straight), _weights(resumed)):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 

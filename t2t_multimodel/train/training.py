@@ -297,8 +297,9 @@ class Trainer:
       batches = f"{hp.batch_size} examples a batch"
     if self.replicas > 1:
       batches += f", split over {self.replicas} replicas"
-    log.info("Training with peak learning rate %g at step %d (linear warmup, then 1/sqrt(step)); "
-             "%s", hp.learning_rate, hp.learning_rate_warmup_steps, batches)
+    adam = "bias-corrected by each variable's own updates" if hp.adam_own_steps else "Keras's"
+    log.info("Training with peak learning rate %g at step %d (linear warmup, then 1/sqrt(step)), "
+             "Adam %s; %s", hp.learning_rate, hp.learning_rate_warmup_steps, adam, batches)
 
   def _log_training(self, step: int, record: dict) -> None:
     record["learning_rate"] = float(self.schedule(step - 1))
