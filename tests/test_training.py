@@ -131,7 +131,7 @@ def test_mixed_precision_trains_in_float16_with_loss_scaling(train_data_dir, tin
   assert sum(changed) > len(changed) // 2
 
 
-@pytest.mark.parametrize("own_steps", [False, True])
+@pytest.mark.parametrize("own_steps", [False, pytest.param(True, marks=pytest.mark.slow)])
 def test_resumed_run_equals_an_uninterrupted_one(train_data_dir, tiny_hparams, tmp_path, caplog,
                                                  own_steps):
   # Each step trains one of two problems, so OwnStepAdam's counts differ between variables.
