@@ -27,7 +27,8 @@ flags.DEFINE_list("final_eval_splits", ["dev", "test"], "Splits evaluated whole 
 flags.DEFINE_integer("eval_steps", None, "Deprecated: --eval_examples=N*eval_batch_size.", lower_bound=0)
 flags.DEFINE_integer("checkpoint_every", 500, "Save a checkpoint every N steps.", lower_bound=1)
 flags.DEFINE_integer("keep_checkpoints", 3, "How many checkpoints to keep.", lower_bound=1)
-flags.DEFINE_string("mixing", "proportional", "proportional, uniform or temperature:T.")
+flags.DEFINE_string("mixing", "proportional", "proportional, uniform or temperature:T, each optionally "
+                    "followed by ,limit:K (sizes capped at K first, as T5 mixes).")
 flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker"],
                   "tf.distribute strategy; multi_worker reads the cluster from TF_CONFIG.")
 flags.DEFINE_boolean("overwrite", False, "Delete a previous run in output_dir and start over.")

@@ -26,10 +26,25 @@ def test_temperature():
   assert 0.5 < hot["a"] < 0.52
 
 
+def test_limit_caps_each_size_before_the_rule():
+  # T5's examples-proportional mixing with a limit: 900 counts as 400.
+  assert mixing_rates(SIZES, "proportional,limit:400") == pytest.approx({"a": 0.8, "b": 0.2})
+  # Capped, then the temperature: sqrt(400) = 20 and sqrt(100) = 10.
+  assert mixing_rates(SIZES, "temperature:2, limit:400") == pytest.approx({"a": 2 / 3, "b": 1 / 3})
+  # A limit above every size changes nothing; one at or below every size is uniform.
+  assert mixing_rates(SIZES, "temperature:2,limit:5000") == mixing_rates(SIZES, "temperature:2")
+  assert mixing_rates(SIZES, "proportional,limit:100") == pytest.approx({"a": 0.5, "b": 0.5})
+  assert mixing_rates(SIZES, "uniform,limit:10") == mixing_rates(SIZES, "uniform")
+
+
 @pytest.mark.parametrize("rule", ["", "proportion", "temperature", "temperature:", "temperature:0.5",
-                                  "temperature:x", "temperature:nan", "uniform:2"])
+                                  "temperature:x", "temperature:nan", "uniform:2",
+                                  "proportional,", "proportional,limit:", "proportional,limit:0",
+                                  "proportional,limit:-5", "proportional,limit:2.5",
+                                  "proportional,cap:10", "temperature:x,limit:10",
+                                  "proportional,limit:10,limit:20"])
 def test_bad_rule_lists_the_valid_forms(rule):
-  with pytest.raises(MixingRuleError, match="Valid forms: proportional, uniform, temperature:T") as e:
+  with pytest.raises(MixingRuleError, match="Valid forms: proportional, uniform, temperature:T.*limit:K") as e:
     mixing_rates(SIZES, rule)
   assert isinstance(e.value, ValueError) and "\n" not in str(e.value)
 

@@ -7,6 +7,11 @@ The rate of problem i with n_i training examples is, by rule:
   uniform        p_i = 1 / N
   temperature:T  p_i ∝ n_i ** (1 / T), T >= 1 (T = 1 is proportional; T -> inf is uniform)
 
+Any rule may end in `,limit:K` (T5's examples-proportional mixing with an artificial limit,
+Raffel et al. 2020, section 3.5.2): each n_i is first capped at K, so a problem with more than K
+examples weighs as if it had K and the small ones get a larger share, e.g.
+`temperature:2,limit:5000`.
+
 `ProblemSampler` turns rates into the problem of each step as a pure function of
 (seed, step), so a resumed run draws exactly the problems an uninterrupted one would.
 """
@@ -20,13 +25,30 @@ import numpy as np
 
 from t2t_multimodel.errors import UserError
 
-VALID_RULES = "proportional, uniform, temperature:T (a number T >= 1, e.g. temperature:2)"
+VALID_RULES = ("proportional, uniform, temperature:T (a number T >= 1, e.g. temperature:2), "
+               "each optionally followed by ,limit:K (a whole number K >= 1, e.g. "
+               "temperature:2,limit:5000)")
 _MASK64 = (1 << 64) - 1
 _GOLDEN = 0x9E3779B97F4A7C15
 
 
 class MixingRuleError(UserError, ValueError):
   """A --mixing value that is not one of the known rules."""
+
+
+def _parse(rule: str) -> tuple[float, float]:
+  """A rule -> (temperature, limit); limit is inf without `,limit:K`. MixingRuleError if bad."""
+  base, comma, option = rule.strip().partition(",")
+  limit = math.inf
+  if comma:
+    name, _, value = option.strip().partition(":")
+    limit = int(value) if name == "limit" and value.strip().isdigit() else 0
+    if limit < 1:
+      raise MixingRuleError(f"Unknown mixing rule {rule!r}. Valid forms: {VALID_RULES}")
+  try:
+    return _temperature(base), limit
+  except MixingRuleError:
+    raise MixingRuleError(f"Unknown mixing rule {rule!r}. Valid forms: {VALID_RULES}") from None
 
 
 def _temperature(rule: str) -> float:
@@ -51,13 +73,16 @@ def mixing_rates(sizes: Mapping[str, int], rule: str) -> dict[str, float]:
 
   Args:
     sizes: problem name -> number of training examples (> 0).
-    rule: "proportional", "uniform" or "temperature:T" with T >= 1.
+    rule: "proportional", "uniform" or "temperature:T" with T >= 1, optionally followed by
+      ",limit:K" (sizes capped at K first).
 
   Example:
     >>> mixing_rates({"a": 300, "b": 100}, "proportional")
     {'a': 0.75, 'b': 0.25}
+    >>> mixing_rates({"a": 300, "b": 100}, "proportional,limit:100")
+    {'a': 0.5, 'b': 0.5}
   """
-  temperature = _temperature(rule)
+  temperature, limit = _parse(rule)
   if not sizes:
     raise ValueError("Expected at least one problem to mix. Received: sizes={}")
   bad = {name: n for name, n in sizes.items() if not n > 0}
@@ -66,7 +91,7 @@ def mixing_rates(sizes: Mapping[str, int], rule: str) -> dict[str, float]:
   if math.isinf(temperature):
     weights = {name: 1.0 for name in sizes}
   else:
-    weights = {name: float(n) ** (1.0 / temperature) for name, n in sizes.items()}
+    weights = {name: float(min(n, limit)) ** (1.0 / temperature) for name, n in sizes.items()}
   total = sum(weights.values())
   return {name: w / total for name, w in weights.items()}
 
