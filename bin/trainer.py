@@ -1,7 +1,8 @@
 """mm-trainer: joint training of one MultiModel on several problems; a rerun resumes.
 
   mm-trainer --problems=mm8_mini --hparams_set=multimodel_tiny --data_dir=D --output_dir=O
-             --train_steps=1500 [--hparams='k=v,..'] [--mixing=proportional|uniform|temperature:T[,limit:K]]
+             --train_steps=1500 [--hparams='k=v,..']
+             [--mixing=proportional|uniform|temperature:T[,limit:K]]
   mm-trainer --registry_help
 """
 
