@@ -2,6 +2,7 @@
 
   python benchmarks/learning.py [--joint_run=runs/train] [--output_dir=runs/learning]
       [--specialists=image_digits,translate_ende_bible] [--peer] [--peer_eval_examples=N]
+      [--hparams_set=S --hparams='k=v,..' (the joint run's, as mm-trainer got them)]
 
 1. The joint run (`make train`): its whole-test-split figures (O/eval_test.json, written by
    mm-evaluate) against the targets of targets.py, as `joint.<problem>.<metric>=` and
@@ -55,7 +56,8 @@ def batches_drawn(joint_run: str, step: int) -> dict[str, int]:
   return dict(collections.Counter(ProblemSampler(record["rates"], record["seed"]).problems(0, step)))
 
 
-def train_specialist(problem: str, steps: int, joint_run: str, hparams_set: str, output_dir: str) -> dict:
+def train_specialist(problem: str, steps: int, joint_run: str, hparams_set: str, output_dir: str,
+                     hparams: str = "") -> dict:
   """Trains `problem` alone for `steps` batches (resuming), scores its whole test split; returns
   {"steps", "train_seconds", "train_cpu_seconds", "metrics"} (kept in <run>/specialist.json).
   A run resumed from a checkpoint times only its last part; one that had finished training
@@ -67,11 +69,12 @@ def train_specialist(problem: str, steps: int, joint_run: str, hparams_set: str,
     if summary["steps"] == steps:
       return summary
   joint_hp, record = run_dir.load_run(joint_run)
-  config = resolve_config(problems=problem, hparams_set=hparams_set, data_dir=record["data_dir"],
-                          output_dir=run, train_steps=steps, eval_every=0, final_eval_splits=(),
-                          checkpoint_every=500)
+  config = resolve_config(problems=problem, hparams_set=hparams_set, hparams=hparams,
+                          data_dir=record["data_dir"], output_dir=run, train_steps=steps,
+                          eval_every=0, final_eval_splits=(), checkpoint_every=500)
   if config.hparams != joint_hp:
-    raise UserError(f"--hparams_set={hparams_set} is not the hparams of {joint_run}: pass the joint run's set.")
+    raise UserError(f"--hparams_set={hparams_set} --hparams={hparams!r} are not the hparams of "
+                    f"{joint_run}: pass the joint run's set and overrides.")
   log = run_dir.read_jsonl(os.path.join(run, run_dir.TRAIN_LOG_FILE)) if os.path.exists(run) else []
   start, cpu_start = time.perf_counter(), time.process_time()
   training.train(config)
@@ -95,7 +98,7 @@ def train_peer(args, cpu_seconds: float) -> dict:
   import peer_transformer  # keras-hub: only imported when the peer is trained
   _, record = run_dir.load_run(args.joint_run)
   peer = peer_transformer.train_and_evaluate(
-      record["data_dir"], get_hparams(args.hparams_set), cpu_seconds, include_warmup=True,
+      record["data_dir"], get_hparams(args.hparams_set, args.hparams), cpu_seconds, include_warmup=True,
       clock=time.process_time, max_eval_examples=args.peer_eval_examples or None)
   peer.update(budget_cpu_seconds=cpu_seconds, eval_examples=args.peer_eval_examples)
   run_dir.write_json(path, peer)
@@ -122,6 +125,7 @@ def main():
                       help="The joint run's length (default: its evaluated step); lets the "
                            "specialists train while the joint run still does.")
   parser.add_argument("--hparams_set", default="multimodel_small", help="The joint run's set.")
+  parser.add_argument("--hparams", default="", help="The joint run's overrides ('k=v,...').")
   parser.add_argument("--output_dir", default="runs/learning")
   parser.add_argument("--specialists", default="image_digits,translate_ende_bible")
   parser.add_argument("--peer", action="store_true", help="Train the keras-hub peer too.")
@@ -149,7 +153,7 @@ def measure(args) -> dict[str, float]:
   specialists = {}
   for problem in filter(None, args.specialists.split(",")):
     specialists[problem] = summary = train_specialist(problem, drawn[problem], args.joint_run,
-                                                      args.hparams_set, args.output_dir)
+                                                      args.hparams_set, args.output_dir, args.hparams)
     figure(f"specialist.{problem}.steps", summary["steps"])
     figure(f"specialist.{problem}.train_seconds", summary["train_seconds"])
     figure(f"specialist.{problem}.train_cpu_seconds", summary["train_cpu_seconds"])
