@@ -98,8 +98,9 @@ def train_peer(args, cpu_seconds: float) -> dict:
   import peer_transformer  # keras-hub: only imported when the peer is trained
   _, record = run_dir.load_run(args.joint_run)
   peer = peer_transformer.train_and_evaluate(
-      record["data_dir"], get_hparams(args.hparams_set, args.hparams), cpu_seconds, include_warmup=True,
-      clock=time.process_time, max_eval_examples=args.peer_eval_examples or None)
+      record["data_dir"], get_hparams(args.hparams_set, args.hparams), cpu_seconds,
+      include_warmup=True, clock=time.process_time,
+      max_eval_examples=args.peer_eval_examples or None)
   peer.update(budget_cpu_seconds=cpu_seconds, eval_examples=args.peer_eval_examples)
   run_dir.write_json(path, peer)
   return peer

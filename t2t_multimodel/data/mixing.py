@@ -39,20 +39,17 @@ class MixingRuleError(UserError, ValueError):
 def _parse(rule: str) -> tuple[float, float]:
   """A rule -> (temperature, limit); limit is inf without `,limit:K`. MixingRuleError if bad."""
   base, comma, option = rule.strip().partition(",")
-  limit = math.inf
+  temperature, limit = _temperature(base), math.inf
   if comma:
     name, _, value = option.strip().partition(":")
     limit = int(value) if name == "limit" and value.strip().isdigit() else 0
-    if limit < 1:
-      raise MixingRuleError(f"Unknown mixing rule {rule!r}. Valid forms: {VALID_RULES}")
-  try:
-    return _temperature(base), limit
-  except MixingRuleError:
-    raise MixingRuleError(f"Unknown mixing rule {rule!r}. Valid forms: {VALID_RULES}") from None
+  if not (temperature >= 1.0 and limit >= 1):  # also rejects NaN
+    raise MixingRuleError(f"Unknown mixing rule {rule!r}. Valid forms: {VALID_RULES}")
+  return temperature, limit
 
 
 def _temperature(rule: str) -> float:
-  """'proportional' -> 1, 'uniform' -> inf, 'temperature:T' -> T; MixingRuleError otherwise."""
+  """'proportional' -> 1, 'uniform' -> inf, 'temperature:T' -> T; NaN for anything else."""
   rule = rule.strip()
   if rule == "proportional":
     return 1.0
@@ -60,12 +57,9 @@ def _temperature(rule: str) -> float:
     return math.inf
   name, _, value = rule.partition(":")
   try:
-    temperature = float(value) if name == "temperature" else math.nan
+    return float(value) if name == "temperature" else math.nan
   except ValueError:
-    temperature = math.nan
-  if not temperature >= 1.0:  # also rejects NaN
-    raise MixingRuleError(f"Unknown mixing rule {rule!r}. Valid forms: {VALID_RULES}")
-  return temperature
+    return math.nan
 
 
 def mixing_rates(sizes: Mapping[str, int], rule: str) -> dict[str, float]:
