@@ -9,7 +9,7 @@ EVAL_EVERY ?= 1000
 EVAL_EXAMPLES ?= 200
 
 TRAIN_RUN   ?= runs/train
-TRAIN_STEPS ?= 9000
+TRAIN_STEPS ?= 12000
 
 .PHONY: install browser demo train learning test test-all bench reproduce clean
 
