@@ -57,6 +57,7 @@ setup(
             "mm-evaluate=t2t_multimodel.bin.evaluate:run",
             "mm-report=t2t_multimodel.bin.report:run",
             "mm-serve=t2t_multimodel.bin.serve:run",
+            "mm-avg-checkpoints=t2t_multimodel.bin.avg_checkpoints:run",
         ],
     },
 )

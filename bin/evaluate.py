@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from absl import flags
 
-from t2t_multimodel import cli
+from t2t_multimodel import cli, infer
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("output_dir", None, "The mm-trainer run to evaluate.")
 flags.DEFINE_enum("split", "test", ["train", "dev", "test"], "The split, scored whole.")
-flags.DEFINE_integer("beam_size", 1, "1 for greedy decoding, else beam search.", lower_bound=1)
-flags.DEFINE_float("alpha", 0.6, "Beam search length penalty ((5 + length) / 6) ** alpha.", lower_bound=0.0)
+flags.DEFINE_integer("beam_size", infer.BEAM_SIZE, "Beam width; 1 for greedy search.", lower_bound=1)
+flags.DEFINE_float("alpha", infer.ALPHA, "Beam search length penalty ((5 + length) / 6) ** alpha.", lower_bound=0.0)
 flags.DEFINE_integer("max_length", 0, "Most tokens decoded (0: the run's max_target_length).", lower_bound=0)
 flags.DEFINE_string("data_dir", None, "The data (default: the run's own data dir).")
 flags.DEFINE_string("checkpoint_path", None, "A checkpoint (default: the run's latest).")

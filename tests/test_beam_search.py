@@ -72,12 +72,12 @@ def _penalty(length, alpha):
   return ((5.0 + length) / 6.0) ** alpha
 
 
-def _brute_force(table, alpha):
-  """The best hypothesis: ends in EOS, or is cut at L tokens (whatever its last token)."""
+def _brute_force(table, alpha, max_tokens=L):
+  """The best hypothesis: ends in EOS, or is cut at max_tokens (whatever its last token)."""
   best, best_score = None, -np.inf
-  for length in range(1, L + 1):
+  for length in range(1, max_tokens + 1):
     for seq in itertools.product(range(2, V), repeat=length - 1):
-      for last in ([EOS] if length < L else range(1, V)):
+      for last in ([EOS] if length < max_tokens else range(1, V)):
         tokens = list(seq) + [last]
         score = _log_prob(table, tokens) / _penalty(length, alpha)
         if score > best_score:
@@ -171,3 +171,39 @@ def test_greedy_pads_after_eos_and_works_in_tf_function():
   beam = tf.function(lambda c: beam_search(step_fn, c, 2, beam_size=3, max_length=L, eos_id=EOS))(cache)
   np.testing.assert_array_equal(beam[0].numpy(),
                                 beam_search(step_fn, cache, 2, beam_size=3, max_length=L, eos_id=EOS)[0].numpy())
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.6, 2.0])
+def test_stopping_early_returns_what_the_full_search_returns(alpha):
+  # Longer than the brute-force tests, so that every row has a finished hypothesis well before
+  # max_length and the search stops once no alive beam can beat the best of them.
+  tables = tf.constant(np.stack([_random_tables(seed)[0] for seed in range(8)]))
+  max_length, steps = 12, {}
+  for stop_early in (True, False):
+    seen = []
+    steps[stop_early] = seen
+    ids, scores = beam_search(_step_fn(tables, seen), _cache(8), 8, beam_size=3, max_length=max_length,
+                              eos_id=EOS, alpha=alpha, stop_early=stop_early)
+    if stop_early:
+      early_ids, early_scores = ids.numpy(), scores.numpy()
+  np.testing.assert_array_equal(early_ids, ids.numpy())
+  np.testing.assert_allclose(early_scores, scores.numpy(), rtol=1e-6)
+  assert len(steps[False]) == max_length
+  if alpha < 1.0:  # at alpha 2 the bound, the penalty at max_length, is too loose to stop at 12
+    assert len(steps[True]) < max_length
+
+
+@pytest.mark.parametrize("decode_length", [2, 3, tf.constant(3)])
+def test_decode_length_cuts_hypotheses_short_of_max_length(decode_length):
+  tables = _random_tables(3)
+  ids, scores = beam_search(_step_fn(tf.constant(tables)), _cache(2), 2, beam_size=(V - 1) ** (L - 1),
+                            max_length=L, eos_id=EOS, alpha=0.6, decode_length=decode_length)
+  greedy = greedy_search(_step_fn(tf.constant(tables)), _cache(2), 2, max_length=L, eos_id=EOS,
+                         decode_length=decode_length).numpy()
+  cut = int(decode_length)
+  assert ids.shape == greedy.shape == (2, L)
+  assert not ids.numpy()[:, cut:].any() and not greedy[:, cut:].any()
+  for row in range(2):
+    expected, expected_score = _brute_force(tables[row], 0.6, max_tokens=cut)
+    assert _tokens(ids[row]) == expected
+    assert scores[row].numpy() == pytest.approx(expected_score, rel=1e-5)

@@ -17,7 +17,7 @@ CLIS = [(name, [os.path.join(BIN, name)]) for name in SCRIPTS] + [
 ]
 OWN_FLAG = {"mm-datagen": "--tmp_dir", "mm-trainer": "--problems", "mm-decoder": "--decode_from_file",
             "mm-evaluate": "--split", "mm-export": "--export_dir", "mm-report": "--examples_dir",
-            "mm-serve": "--port", "reproduce": "--tables"}
+            "mm-serve": "--port", "mm-avg-checkpoints": "--num_last", "reproduce": "--tables"}
 IDS = [" ".join(os.path.basename(part) for part in command) for _, command in CLIS]
 
 
@@ -27,7 +27,7 @@ def _run(command, *args):
 
 def test_the_console_scripts_of_setup_py_are_installed():
   assert {"mm-datagen", "mm-trainer", "mm-decoder", "mm-evaluate", "mm-export", "mm-report",
-          "mm-serve"} <= set(SCRIPTS)
+          "mm-serve", "mm-avg-checkpoints"} <= set(SCRIPTS)
 
 
 @pytest.mark.parametrize("program, command", CLIS, ids=IDS)

@@ -44,6 +44,22 @@ def test_cached_greedy_equals_recompute_token_for_token(model, vocab):
   assert (cached.numpy() > 1).sum() >= 4  # a real, non-trivial output
 
 
+@pytest.mark.parametrize("beam_size", [1, 3])
+def test_text_inputs_decode_at_most_their_length_plus_extra_length(model, vocab, beam_size):
+  # Greedy, then beam: the cut output is the first input length + extra_length tokens of the
+  # uncut one, which the sharpened untrained model runs on past that without EOS.
+  problem = PROBLEMS.get("translate_ende_bible")
+  batch = decoding.prepare_inputs(problem, model.hp, vocab, ["In the beginning", "God created the earth."])
+  length, extra = int(batch.shape[1]), 3
+  cut = decoding.decode_ids(model, problem.name, batch, length + 10, beam_size, extra_length=extra).numpy()
+  uncut = decoding.decode_ids(model, problem.name, batch, length + 10, beam_size, extra_length=None).numpy()
+  assert not cut[:, length + extra:].any()
+  long_rows = [r for r in range(2) if EOS_ID not in uncut[r, :length + extra]]
+  assert long_rows and all(uncut[r, length + extra:].any() for r in long_rows)
+  if beam_size == 1:
+    np.testing.assert_array_equal(cut[:, :length + extra], uncut[:, :length + extra])
+
+
 def test_beam_search_on_the_model_returns_the_score_of_what_it_returns(model, vocab):
   # Beam quality is checked against brute force in test_beam_search.py; here: on the model's cache,
   # each returned score is the full model's log-prob of the returned ids over the length penalty.

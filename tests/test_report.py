@@ -113,3 +113,22 @@ def test_targets_are_met_at_their_bound_and_missing_figures_are_not_met():
   met = {target.name: ok for target, _, ok in targets.check(final)}
   assert met["image_digits.accuracy>=0.97"] and met["translate_ende_bible.degenerate<=0.02"]
   assert not met["translate_ende_bible.bleu>=15"] and not met["parse_trees.bracket_f1>=80"]
+
+
+def test_the_report_says_how_the_final_figures_were_decoded(tmp_path):
+  _write_run(tmp_path)
+  assert report.decoding_words(str(tmp_path)) == "greedy decoding (the trainer's final evaluation)"
+  averaged = tmp_path / run_dir.AVERAGED_DIR
+  averaged.mkdir()
+  run_dir.write_json(str(averaged / "ckpt-4.json"), {"checkpoints": ["a/ckpt-2", "a/ckpt-4"], "steps": [2, 4]})
+  problems = {"image_digits": {"examples": 179, "metrics": {"accuracy": 0.5}}}
+  for checkpoint, beam_size, words in [
+      (str(tmp_path / "checkpoints" / "ckpt-4"), 1, "greedy decoding"),
+      (str(averaged / "ckpt-4"), 4, "beam search (beam 4, alpha 0.6) of the average of the 2 "
+                                    "checkpoints at steps 2, 4")]:
+    run_dir.write_json(str(tmp_path / "eval_test.json"), {
+        "split": "test", "step": 4, "checkpoint": checkpoint, "problems": problems,
+        "decoding": {"beam_size": beam_size, "alpha": 0.6, "max_length": 16}})
+    assert report.decoding_words(str(tmp_path)) == words
+    text = open(report.write_report(str(tmp_path), str(tmp_path / "r.md")), encoding="utf-8").read()
+    assert f"untruncated references, with {words} (" in text

@@ -17,6 +17,7 @@ import os
 
 import tensorflow as tf
 
+from t2t_multimodel import infer
 from t2t_multimodel.data import shards
 from t2t_multimodel.data.data_dir import data_record
 from t2t_multimodel.errors import UserError
@@ -62,8 +63,8 @@ def check_data(record: dict, problems, data_dir: str) -> None:
           f"retrain on this data.")
 
 
-def evaluate_run(output_dir: str, split: str = "test", *, beam_size: int = 1, alpha: float = 0.6,
-                 max_length: int | None = None, data_dir: str | None = None,
+def evaluate_run(output_dir: str, split: str = "test", *, beam_size: int = infer.BEAM_SIZE,
+                 alpha: float = infer.ALPHA, max_length: int | None = None, data_dir: str | None = None,
                  checkpoint_path: str | None = None) -> dict:
   """Scores the run in `output_dir` on the whole `split` of every problem; writes and returns
   the content of O/eval_<split>.json."""

@@ -49,6 +49,24 @@ def final_figures(output_dir: str, records: Sequence[dict]) -> tuple[int, dict[s
   return final_metrics(records)
 
 
+def decoding_words(output_dir: str) -> str:
+  """How the run's final figures were decoded, from O/eval_test.json: 'beam search (beam 4,
+  alpha 0.6)' or 'greedy decoding', and, for an mm-avg-checkpoints checkpoint, which steps it
+  averages. The trainer's own final evaluation (no eval_test.json) is greedy."""
+  path = os.path.join(output_dir, "eval_test.json")
+  if not os.path.exists(path):
+    return "greedy decoding (the trainer's final evaluation)"
+  content = run_dir.read_json(path)
+  decoding = content["decoding"]
+  words = ("greedy decoding" if decoding["beam_size"] == 1 else
+           f"beam search (beam {decoding['beam_size']}, alpha {decoding['alpha']:g})")
+  averaged = f"{content.get('checkpoint') or ''}.json"
+  if os.path.basename(os.path.dirname(averaged)) == run_dir.AVERAGED_DIR and os.path.exists(averaged):
+    steps = run_dir.read_json(averaged)["steps"]
+    words += f" of the average of the {len(steps)} checkpoints at steps {', '.join(f'{s:,}' for s in steps)}"
+  return words
+
+
 def steps_per_problem(train_log: Sequence[dict]) -> dict[str, int]:
   """Problem -> how many training steps drew it."""
   counts: dict[str, int] = {}
@@ -195,9 +213,10 @@ def write_report(output_dir: str, report_path: str, examples_dir: str | None = N
                      if m in final.get(name, {})),
            _format(final.get(name, {}).get("loss", float("nan")))]
           for name, names in declared.items()]
+  words = decoding_words(output_dir)
   lines += ["Every figure is over the whole test split (the examples column), scored against the "
-            "untruncated references with greedy decoding, as `mm-evaluate` does "
-            "(`eval_test.json` in the run dir).", ""]
+            f"untruncated references, with {words} (`eval_test.json` in the run dir, when "
+            "mm-evaluate wrote it).", ""]
   lines += markdown_table(["problem", "steps drawn", "test examples", "metrics", "loss"], rows)
   if with_targets:
     lines += _target_lines(final)
@@ -207,7 +226,7 @@ def write_report(output_dir: str, report_path: str, examples_dir: str | None = N
     lines += ["", "## Wall time", ""] + markdown_table(["stage", "seconds"], stages)
   lines += ["", "## Curves", "", f"![training loss]({os.path.basename(stem)}_loss.png)", "",
             f"![dev metrics]({os.path.basename(stem)}_metrics.png)", "", "## Decoded examples", "",
-            "Greedy decodes from the final evaluation (test split):", ""]
+            f"Decodes from the final evaluation (test split; {words}):", ""]
   shown = [d for d in decodes if d["split"] == "test" and d["step"] == step] or _first_decodes(
       run_dir.read_jsonl(os.path.join(output_dir, "eval_test_decodes.jsonl")))
   lines += markdown_table(["problem", "input", "reference", "hypothesis"],

@@ -6,7 +6,8 @@ the token at `step`, and `cache` is any nest of tensors whose leading dimension 
 runs it on N = batch * beam rows and reorders the cache rows as beams are chosen.
 
 Scores are log-probabilities divided by the GNMT length penalty ((5 + length) / 6) ** alpha, the
-length counting the EOS. A hypothesis ends at EOS or at `max_length`.
+length counting the EOS. A hypothesis ends at EOS or at `decode_length` (at most `max_length`, the
+size of the returned rows; T2T decodes up to the input length + 100).
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ def _gather_beams(nest: Any, beam_indices: tf.Tensor, batch_size, beam_size: int
 
 
 def beam_search(step_fn: StepFn, cache: Any, batch_size, beam_size: int, max_length: int,
-                eos_id: int = 1, alpha: float = 0.6) -> tuple[tf.Tensor, tf.Tensor]:
+                eos_id: int = 1, alpha: float = 0.6, stop_early: bool = True,
+                decode_length=None) -> tuple[tf.Tensor, tf.Tensor]:
   """Returns the best hypothesis per batch row and its score.
 
   Args:
@@ -46,9 +48,13 @@ def beam_search(step_fn: StepFn, cache: Any, batch_size, beam_size: int, max_len
     cache: its initial cache for B rows (tiled here to B * K).
     batch_size: B (an int or a scalar tensor).
     beam_size: K.
-    max_length: the most tokens generated, EOS included.
+    max_length: the length of the returned rows.
     eos_id: the end-of-sequence id.
     alpha: the length penalty exponent (0: no penalty).
+    stop_early: stop once no alive beam can beat the best finished hypothesis (same result);
+      False runs every batch to decode_length.
+    decode_length: the most tokens generated, EOS included (an int or a scalar tensor, at most
+      max_length; default max_length).
 
   Returns:
     ids [B, max_length] (0-padded after EOS) and scores [B].
@@ -57,6 +63,7 @@ def beam_search(step_fn: StepFn, cache: Any, batch_size, beam_size: int, max_len
     >>> ids, scores = beam_search(step_fn, cache, batch_size=8, beam_size=4, max_length=64)
   """
   k = beam_size
+  decode_length = max_length if decode_length is None else tf.minimum(decode_length, max_length)
   cache = tile_beams(cache, k)
   alive_seq = tf.zeros([batch_size, k, max_length], tf.int32)                         # [B, K, L]
   alive_log_probs = tf.tile(tf.constant([[0.0] + [NEG_INF] * (k - 1)]), [batch_size, 1])  # [B, K]
@@ -64,7 +71,7 @@ def beam_search(step_fn: StepFn, cache: Any, batch_size, beam_size: int, max_len
   finished_scores = tf.fill([batch_size, k], NEG_INF)                                 # [B, K]
   prev_ids = tf.zeros([batch_size * k], tf.int32)
 
-  for step in tf.range(max_length):
+  for step in tf.range(decode_length):
     logits, cache = step_fn(prev_ids, step, cache)                                    # [B*K, V]
     vocab_size = tf.shape(logits)[-1]
     log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))
@@ -75,7 +82,7 @@ def beam_search(step_fn: StepFn, cache: Any, batch_size, beam_size: int, max_len
     top_seq = tf.gather(alive_seq, top_beam, batch_dims=1)                            # [B, 2K, L]
     position = tf.one_hot(step, max_length, dtype=tf.int32)                           # [L]
     top_seq += top_token[:, :, None] * position
-    is_eos = tf.logical_or(tf.equal(top_token, eos_id), tf.equal(step, max_length - 1))
+    is_eos = tf.logical_or(tf.equal(top_token, eos_id), tf.equal(step, decode_length - 1))
 
     # The K best candidates that go on.
     alive_scores = tf.where(tf.equal(top_token, eos_id), NEG_INF, top_log_probs)
@@ -92,21 +99,26 @@ def beam_search(step_fn: StepFn, cache: Any, batch_size, beam_size: int, max_len
     finished_scores, best = tf.math.top_k(all_scores, k=k)
     finished_seq = tf.gather(all_seq, best, batch_dims=1)
 
-    # Stop once no alive beam can still beat the worst finished one (log-probs only fall).
-    best_alive = alive_log_probs[:, 0] / length_penalty(max_length, alpha)
-    if tf.reduce_all(best_alive < finished_scores[:, -1]):
+    # Stop once no alive beam can still beat the best finished one: log-probs only fall and the
+    # penalty is largest at decode_length, so this bounds every later score. Only the best finished
+    # hypothesis is returned, so stopping here returns what running to decode_length would (T2T
+    # waits for the worst of the K finished, as it can return all K).
+    best_alive = alive_log_probs[:, 0] / length_penalty(decode_length, alpha)
+    if stop_early and tf.reduce_all(best_alive < finished_scores[:, 0]):
       break
 
   return finished_seq[:, 0], finished_scores[:, 0]
 
 
 def greedy_search(step_fn: StepFn, cache: Any, batch_size, max_length: int,
-                  eos_id: int = 1) -> tf.Tensor:
-  """Arg-max decoding: ids [B, max_length], 0-padded after each row's EOS."""
+                  eos_id: int = 1, decode_length=None) -> tf.Tensor:
+  """Arg-max decoding: ids [B, max_length], 0-padded after each row's EOS; at most
+  `decode_length` tokens (an int or a scalar tensor, default max_length) are generated."""
+  decode_length = max_length if decode_length is None else tf.minimum(decode_length, max_length)
   ids = tf.TensorArray(tf.int32, size=max_length, element_shape=[None], clear_after_read=False)
   prev_ids = tf.zeros([batch_size], tf.int32)
   done = tf.zeros([batch_size], tf.bool)
-  for step in tf.range(max_length):
+  for step in tf.range(decode_length):
     logits, cache = step_fn(prev_ids, step, cache)                                    # [B, V]
     next_ids = tf.argmax(logits, axis=-1, output_type=tf.int32)
     next_ids = tf.where(done, 0, next_ids)

@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 import tensorflow as tf
 
-from t2t_multimodel import modalities
+from t2t_multimodel import infer, modalities
 from t2t_multimodel.data import inputs
 from t2t_multimodel.hparams.base import HParams
 from t2t_multimodel.infer.beam_search import beam_search, greedy_search
@@ -47,8 +47,16 @@ def prepare_inputs(problem: Problem, hp: HParams, vocab: SubwordVocab | None,
 
 
 def decode_ids(model, problem: str, input_batch: tf.Tensor, max_length: int, beam_size: int = 1,
-               alpha: float = 0.6) -> tf.Tensor:
-  """Incremental greedy (beam_size 1) or beam search: ids [B, max_length], 0 after EOS."""
+               alpha: float = 0.6, extra_length: int | None = infer.EXTRA_LENGTH) -> tf.Tensor:
+  """Incremental greedy (beam_size 1) or beam search: ids [B, max_length], 0 after EOS.
+
+  Text inputs [B, T] decode at most T + extra_length tokens (T2T's decode length; None: no
+  limit but max_length), which stops a looping output long before max_length. Images and audio
+  decode up to max_length.
+  """
+  decode_length = None
+  if input_batch.dtype.is_integer and extra_length is not None:
+    decode_length = tf.shape(input_batch)[1] + extra_length
   state = model.encode({"inputs": input_batch}, problem)
   nest = {"state": state, "cache": model.init_cache(state, max_length)}
 
@@ -58,8 +66,9 @@ def decode_ids(model, problem: str, input_batch: tf.Tensor, max_length: int, bea
 
   batch_size = tf.shape(input_batch)[0]
   if beam_size <= 1:
-    return greedy_search(step_fn, nest, batch_size, max_length, eos_id=EOS_ID)
-  ids, _ = beam_search(step_fn, nest, batch_size, beam_size, max_length, eos_id=EOS_ID, alpha=alpha)
+    return greedy_search(step_fn, nest, batch_size, max_length, eos_id=EOS_ID, decode_length=decode_length)
+  ids, _ = beam_search(step_fn, nest, batch_size, beam_size, max_length, eos_id=EOS_ID, alpha=alpha,
+                       decode_length=decode_length)
   return ids
 
 

@@ -12,7 +12,7 @@ import sys
 
 import tensorflow as tf
 
-from t2t_multimodel import modalities
+from t2t_multimodel import infer, modalities
 from t2t_multimodel.data import inputs
 from t2t_multimodel.errors import UserError
 from t2t_multimodel.hparams.base import HParams
@@ -58,8 +58,9 @@ def load_model(output_dir: str, checkpoint_path: str | None = None):
   return model, hparams, record
 
 
-def load_decoder(output_dir: str, problem: str, checkpoint_path: str | None = None, beam_size: int = 1,
-                 alpha: float = 0.6, max_length: int | None = None) -> decoding.Decoder:
+def load_decoder(output_dir: str, problem: str, checkpoint_path: str | None = None,
+                 beam_size: int = infer.BEAM_SIZE, alpha: float = infer.ALPHA,
+                 max_length: int | None = None) -> decoding.Decoder:
   """A Decoder for one problem of the run in `output_dir`."""
   model, hparams, record = load_model(output_dir, checkpoint_path)
   trained = [p["name"] for p in record["problems"]]
@@ -137,7 +138,8 @@ class ProblemServer(tf.Module):
 
 
 def export(output_dir: str, problem: str, export_dir: str, checkpoint_path: str | None = None,
-           beam_size: int = 1, alpha: float = 0.6, max_length: int | None = None) -> str:
+           beam_size: int = infer.BEAM_SIZE, alpha: float = infer.ALPHA,
+           max_length: int | None = None) -> str:
   """Writes a SavedModel whose `serving_default` maps `inputs` (string [N]: text lines, or the
   bytes of image or WAV files) to `outputs` (string [N]).
 

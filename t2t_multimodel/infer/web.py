@@ -27,7 +27,7 @@ import time
 
 import tensorflow as tf
 
-from t2t_multimodel import modalities
+from t2t_multimodel import infer, modalities
 from t2t_multimodel.errors import UserError
 from t2t_multimodel.infer import serving
 from t2t_multimodel.problems import PROBLEMS
@@ -54,7 +54,7 @@ class Service:
     {'output': 'Im Anfang ...', 'seconds': 0.41}
   """
 
-  def __init__(self, output_dir: str, beam_size: int = 1, alpha: float = 0.6,
+  def __init__(self, output_dir: str, beam_size: int = infer.BEAM_SIZE, alpha: float = infer.ALPHA,
                max_length: int | None = None, checkpoint_path: str | None = None):
     self.model, self.hparams, record = serving.load_model(output_dir, checkpoint_path)
     self.vocab = serving.run_vocab(output_dir, record)

@@ -5,6 +5,7 @@
                        "vocab_sha256", "data_dir", "data": {problem: {"version", "counts",
                        "vocab_sha256"}}}
   O/checkpoints/      tf.train.CheckpointManager checkpoints (see checkpointing.py)
+  O/averaged/         mm-avg-checkpoints' averaged model weights (see averaging.py)
   O/metrics.jsonl     one line per problem and evaluation: {"step", "problem", "split", metric: value}
   O/train_log.jsonl   training loss per problem, learning rate and steps/s every log interval
   O/decodes.jsonl     a few greedy decodes per problem from the final evaluation
@@ -36,10 +37,11 @@ METRICS_FILE = "metrics.jsonl"
 TRAIN_LOG_FILE = "train_log.jsonl"
 DECODES_FILE = "decodes.jsonl"
 CHECKPOINT_DIR = "checkpoints"
+AVERAGED_DIR = "averaged"
 TENSORBOARD_DIR = "tensorboard"
 RUN_ENTRIES = (HPARAMS_FILE, PROBLEMS_FILE, METRICS_FILE, TRAIN_LOG_FILE, DECODES_FILE,
-               CHECKPOINT_DIR, TENSORBOARD_DIR, VOCAB_FILENAME, "eval_dev.json", "eval_test.json",
-               "eval_train.json", "eval_dev_decodes.jsonl", "eval_test_decodes.jsonl",
+               CHECKPOINT_DIR, AVERAGED_DIR, TENSORBOARD_DIR, VOCAB_FILENAME, "eval_dev.json",
+               "eval_test.json", "eval_train.json", "eval_dev_decodes.jsonl", "eval_test_decodes.jsonl",
                "eval_train_decodes.jsonl")
 # Keys of problems.json that must not change when a run is continued.
 FIXED_KEYS = ("problems", "mixing", "seed", "vocab_sha256")
