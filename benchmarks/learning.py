@@ -10,12 +10,12 @@
 2. Specialists (the paper's Table 2 at this scale): each named problem trained alone by the real
    trainer with the joint run's hparams for as many batches of its own as the joint run drew for
    it (the joint run's sampler replayed up to its evaluated step), then scored by mm-evaluate's
-   code on the whole test split. `joint_over_specialist.<problem>.<metric>=` is joint / specialist
+   code on the whole test split with the joint figures' decoding (eval_test.json's). `joint_over_specialist.<problem>.<metric>=` is joint / specialist
    (above 1 is the joint model ahead, except for wer, degenerate and loss, where lower is better).
 3. The peer (`--peer`, needs translate_ende_bible among the specialists): a plain keras-hub
    Transformer with the same trainable parameter count, trained on the same batches for as long
    as the specialist trained, tracing included on both sides, greedy-decoded and scored the same
-   way (benchmarks/peer_transformer.py). "As long" is counted in this process's CPU seconds
+   way (benchmarks/peer_transformer.py), against the specialist's greedy figures. "As long" is counted in this process's CPU seconds
    (time.process_time), not wall seconds: on a machine whose cores other jobs share, the two
    would otherwise get different amounts of compute for the same wall time; on a quiet machine
    the two clocks agree up to the cores' idle share. `multimodel_over_peer.bleu=` is the specialist
@@ -57,16 +57,20 @@ def batches_drawn(joint_run: str, step: int) -> dict[str, int]:
 
 
 def train_specialist(problem: str, steps: int, joint_run: str, hparams_set: str, output_dir: str,
-                     hparams: str = "") -> dict:
-  """Trains `problem` alone for `steps` batches (resuming), scores its whole test split; returns
-  {"steps", "train_seconds", "train_cpu_seconds", "metrics"} (kept in <run>/specialist.json).
+                     hparams: str = "", greedy_too: bool = False) -> dict:
+  """Trains `problem` alone for `steps` batches (resuming), scores its whole test split with the
+  decoding the joint run's figures were taken with (and, with `greedy_too`, greedy as well, as
+  the peer decodes); returns {"steps", "train_seconds", "train_cpu_seconds", "decoding",
+  "metrics"[, "greedy_metrics"]} (kept in <run>/specialist.json).
   A run resumed from a checkpoint times only its last part; one that had finished training
   before its summary was written gets the wall time its train_log implies and no CPU seconds."""
   run = os.path.join(output_dir, f"specialist_{problem}")
   summary_path = os.path.join(run, "specialist.json")
+  decoding = evaluator.read_results(joint_run, "test")["decoding"]
   if os.path.exists(summary_path):
     summary = run_dir.read_json(summary_path)
-    if summary["steps"] == steps:
+    if (summary["steps"] == steps and summary.get("decoding") == decoding
+        and (not greedy_too or "greedy_metrics" in summary)):
       return summary
   joint_hp, record = run_dir.load_run(joint_run)
   config = resolve_config(problems=problem, hparams_set=hparams_set, hparams=hparams,
@@ -81,9 +85,13 @@ def train_specialist(problem: str, steps: int, joint_run: str, hparams_set: str,
   train_seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
   if log and log[-1]["step"] >= steps:  # trained by an earlier call that stopped before its summary
     train_seconds, cpu_seconds = logged_seconds(log), None
-  content = evaluator.evaluate_run(run, "test")
   summary = {"steps": steps, "train_seconds": train_seconds, "train_cpu_seconds": cpu_seconds,
-             "metrics": content["problems"][problem]["metrics"]}
+             "decoding": decoding}
+  if greedy_too:
+    summary["greedy_metrics"] = evaluator.evaluate_run(run, "test", beam_size=1)["problems"][problem]["metrics"]
+  content = evaluator.evaluate_run(run, "test", beam_size=decoding["beam_size"], alpha=decoding["alpha"],
+                                   max_length=decoding["max_length"])
+  summary["metrics"] = content["problems"][problem]["metrics"]
   run_dir.write_json(summary_path, summary)
   return summary
 
@@ -153,8 +161,9 @@ def measure(args) -> dict[str, float]:
   drawn = batches_drawn(args.joint_run, steps)
   specialists = {}
   for problem in filter(None, args.specialists.split(",")):
-    specialists[problem] = summary = train_specialist(problem, drawn[problem], args.joint_run,
-                                                      args.hparams_set, args.output_dir, args.hparams)
+    specialists[problem] = summary = train_specialist(
+        problem, drawn[problem], args.joint_run, args.hparams_set, args.output_dir, args.hparams,
+        greedy_too=args.peer and problem == "translate_ende_bible")
     figure(f"specialist.{problem}.steps", summary["steps"])
     figure(f"specialist.{problem}.train_seconds", summary["train_seconds"])
     figure(f"specialist.{problem}.train_cpu_seconds", summary["train_cpu_seconds"])
@@ -172,7 +181,9 @@ def measure(args) -> dict[str, float]:
     for key in ("params", "target_params", "steps", "seconds", "target_tokens_per_second", "bleu",
                 "chrf", "degenerate", "examples"):
       figure(f"peer.{key}", peer[key])
-    figure("multimodel_over_peer.bleu", ratio(mine["metrics"]["bleu"], peer["bleu"]))
+    greedy = mine.get("greedy_metrics", mine["metrics"])  # the peer decodes greedily
+    figure("specialist.translate_ende_bible.greedy_bleu", greedy["bleu"])
+    figure("multimodel_over_peer.bleu", ratio(greedy["bleu"], peer["bleu"]))
     figure("peer_over_multimodel.params", ratio(peer["params"], peer["target_params"]))
 
   step, joint = joint_figures(args.joint_run)
