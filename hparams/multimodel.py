@@ -68,9 +68,10 @@ def multimodel_tiny() -> HParams:
 
 def multimodel_small() -> HParams:
   """The set `make train` uses: 12,000 joint steps on mm8_mini in about 1 h 40 min on 2 quiet CPU
-  cores; peak learning rate 1e-3 at step 800, batches of about 2,048 body positions. It meets 4
-  of the training issue's 14 targets with greedy decoding (reports/train.md, run 5); a 2e-3 peak
-  did not do better (runs 3 and 4 in reports/train_notes.md).
+  cores; peak learning rate 1e-3 at step 800, batches of about 2,048 body positions. It meets 5
+  of the training issue's 14 targets with mm-evaluate's default beam 4 (4 greedy;
+  reports/train.md, run 5); a 2e-3 peak and more batches for the small problems did not do
+  better (runs 3, 4 and 6 in reports/train_notes.md).
 
   multimodel_tiny's depth (2 encoder, 1 mixer, 2 decoder blocks) at twice its width, 8 experts,
   batches by tokens (so a batch of short verses holds many, a batch of trees few), and targets up
