@@ -20,7 +20,7 @@ flags.DEFINE_string("checkpoint_dir", None, "Where the checkpoints are (default:
 
 def main():
   cli.require(FLAGS.output_dir, "output_dir")
-  from t2t_multimodel.run import averaging  # after flag checks: fast errors and --help
+  from t2t_multimodel.infer import averaging  # after flag checks: fast errors and --help
   print(averaging.average_checkpoints(FLAGS.output_dir, FLAGS.num_last, FLAGS.checkpoint_dir))
 
 

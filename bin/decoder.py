@@ -2,7 +2,7 @@
 
   mm-decoder --output_dir=runs/demo --problem=translate_ende_bible              # interactive
   echo "In the beginning" | mm-decoder --output_dir=runs/demo --problem=...     # one line per line
-  mm-decoder ... --decode_from_file=in.txt --decode_to_file=out.txt [--beam_size=4]
+  mm-decoder ... --decode_from_file=in.txt --decode_to_file=out.txt [--beam_size=1 for greedy]
 Image and audio problems read one file path per input line.
 """
 

@@ -1,6 +1,7 @@
-"""mm-evaluate: scores a trained run on a whole split, as the trainer's final evaluation does.
+"""mm-evaluate: scores a trained run on a whole split, with beam 4 unless --beam_size says otherwise.
 
-  mm-evaluate --output_dir=runs/demo --split=test [--beam_size=4 --alpha=0.6]
+  mm-evaluate --output_dir=runs/demo --split=test [--beam_size=1 for greedy, as the trainer's own
+                                                    final evaluation decodes]
   mm-evaluate --output_dir=runs/demo --split=test --rescore   # text metrics from stored decodes
 Writes O/eval_<split>.json ({problem: {"examples", "metrics"}}) and O/eval_<split>_decodes.jsonl,
 and prints a table. Everything but the split and the decoding comes from the run's output_dir.

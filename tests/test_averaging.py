@@ -10,7 +10,8 @@ import pytest
 import tensorflow as tf
 
 from t2t_multimodel.infer import serving
-from t2t_multimodel.run import averaging, run_dir
+from t2t_multimodel.infer import averaging
+from t2t_multimodel.run import run_dir
 from tests.test_serving import make_run
 
 AVG = os.path.join(os.path.dirname(sys.executable), "mm-avg-checkpoints")

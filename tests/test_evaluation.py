@@ -112,12 +112,13 @@ def test_mm_evaluate_writes_whole_split_figures(run, train_data_dir):
   content = read_results(run, "test")
   counts = data_dir_lib.dataset_sizes([PROBLEMS.get(n) for n in PROBLEM_NAMES], train_data_dir, "test")
   assert {name: entry["examples"] for name, entry in content["problems"].items()} == counts
-  assert content["step"] == 7 and content["decoding"] == {"beam_size": 1, "alpha": 0.6, "max_length": 8}
+  # The default decoding: T2T's beam 4, alpha 0.6.
+  assert content["step"] == 7 and content["decoding"] == {"beam_size": 4, "alpha": 0.6, "max_length": 8}
   assert "bleu" in content["problems"]["translate_ende_bible"]["metrics"]
   assert "accuracy" in content["problems"]["image_digits"]["metrics"]
   decodes = run_dir.read_jsonl(decodes_path(run, "test"))
   assert len(decodes) == sum(counts.values())
-  assert "test split, whole, step 7, greedy decoding" in result.stdout
+  assert "test split, whole, step 7, beam 4, alpha 0.6 decoding" in result.stdout
   assert "translate_ende_bible" in result.stdout and str(counts["translate_ende_bible"]) in result.stdout
 
 

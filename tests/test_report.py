@@ -131,4 +131,4 @@ def test_the_report_says_how_the_final_figures_were_decoded(tmp_path):
         "decoding": {"beam_size": beam_size, "alpha": 0.6, "max_length": 16}})
     assert report.decoding_words(str(tmp_path)) == words
     text = open(report.write_report(str(tmp_path), str(tmp_path / "r.md")), encoding="utf-8").read()
-    assert f"untruncated references, with {words} (" in text
+    assert f"untruncated references; decoding: {words}. " in text

@@ -215,8 +215,8 @@ def write_report(output_dir: str, report_path: str, examples_dir: str | None = N
           for name, names in declared.items()]
   words = decoding_words(output_dir)
   lines += ["Every figure is over the whole test split (the examples column), scored against the "
-            f"untruncated references, with {words} (`eval_test.json` in the run dir, when "
-            "mm-evaluate wrote it).", ""]
+            f"untruncated references; decoding: {words}. The figures are the run dir's "
+            "`eval_test.json` when mm-evaluate wrote one.", ""]
   lines += markdown_table(["problem", "steps drawn", "test examples", "metrics", "loss"], rows)
   if with_targets:
     lines += _target_lines(final)

@@ -1,7 +1,8 @@
 """The quality targets of `make train` (issue #13) and how a run's final figures meet them.
 
 Every target is on a whole test split, with the decoding mm-evaluate uses by default (beam 4,
-alpha 0.6, since 2026-12-04; greedy before), for the one jointly trained model. reports/train.md and benchmarks/learning.py both print them.
+alpha 0.6, since 2026-12-04; greedy before), for the one jointly trained model. reports/train.md
+and benchmarks/learning.py both print them.
 """
 
 from __future__ import annotations

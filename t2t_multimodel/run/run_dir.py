@@ -5,7 +5,7 @@
                        "vocab_sha256", "data_dir", "data": {problem: {"version", "counts",
                        "vocab_sha256"}}}
   O/checkpoints/      tf.train.CheckpointManager checkpoints (see checkpointing.py)
-  O/averaged/         mm-avg-checkpoints' averaged model weights (see averaging.py)
+  O/averaged/         mm-avg-checkpoints' averaged model weights (infer/averaging.py)
   O/metrics.jsonl     one line per problem and evaluation: {"step", "problem", "split", metric: value}
   O/train_log.jsonl   training loss per problem, learning rate and steps/s every log interval
   O/decodes.jsonl     a few greedy decodes per problem from the final evaluation
