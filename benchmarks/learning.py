@@ -10,13 +10,14 @@
 2. Specialists (the paper's Table 2 at this scale): each named problem trained alone by the real
    trainer with the joint run's hparams for as many batches of its own as the joint run drew for
    it (the joint run's sampler replayed up to its evaluated step), then scored by mm-evaluate's
-   code on the whole test split with the joint figures' decoding (eval_test.json's). `joint_over_specialist.<problem>.<metric>=` is joint / specialist
-   (above 1 is the joint model ahead, except for wer, degenerate and loss, where lower is better).
+   code on the whole test split with the joint figures' decoding (eval_test.json's).
+   `joint_over_specialist.<problem>.<metric>=` is joint / specialist (above 1 is the joint model
+   ahead, except for wer, degenerate and loss, where lower is better).
 3. The peer (`--peer`, needs translate_ende_bible among the specialists): a plain keras-hub
    Transformer with the same trainable parameter count, trained on the same batches for as long
    as the specialist trained, tracing included on both sides, greedy-decoded and scored the same
-   way (benchmarks/peer_transformer.py), against the specialist's greedy figures. "As long" is counted in this process's CPU seconds
-   (time.process_time), not wall seconds: on a machine whose cores other jobs share, the two
+   way (benchmarks/peer_transformer.py), against the specialist's greedy figures. "As long" is
+   counted in this process's CPU seconds (time.process_time), not wall seconds: on a machine whose cores other jobs share, the two
    would otherwise get different amounts of compute for the same wall time; on a quiet machine
    the two clocks agree up to the cores' idle share. `multimodel_over_peer.bleu=` is the specialist
    MultiModel's BLEU over the peer's.
@@ -87,11 +88,14 @@ def train_specialist(problem: str, steps: int, joint_run: str, hparams_set: str,
     train_seconds, cpu_seconds = logged_seconds(log), None
   summary = {"steps": steps, "train_seconds": train_seconds, "train_cpu_seconds": cpu_seconds,
              "decoding": decoding}
-  if greedy_too:
+  greedy_again = greedy_too and decoding["beam_size"] != 1  # else the scores below are greedy
+  if greedy_again:  # first, so that the run's eval_test.json ends with the joint decoding's
     summary["greedy_metrics"] = evaluator.evaluate_run(run, "test", beam_size=1)["problems"][problem]["metrics"]
   content = evaluator.evaluate_run(run, "test", beam_size=decoding["beam_size"], alpha=decoding["alpha"],
                                    max_length=decoding["max_length"])
   summary["metrics"] = content["problems"][problem]["metrics"]
+  if greedy_too and not greedy_again:
+    summary["greedy_metrics"] = summary["metrics"]
   run_dir.write_json(summary_path, summary)
   return summary
 

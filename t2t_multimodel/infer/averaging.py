@@ -14,7 +14,6 @@ from `O/checkpoints`, so a resumed run never starts from an average.
 from __future__ import annotations
 
 import glob
-import json
 import logging
 import os
 
@@ -23,8 +22,7 @@ import tensorflow as tf
 
 from t2t_multimodel.errors import UserError
 from t2t_multimodel.infer import serving
-from t2t_multimodel.run import checkpointing
-from t2t_multimodel.run.run_dir import AVERAGED_DIR
+from t2t_multimodel.run import checkpointing, run_dir
 
 log = logging.getLogger(__name__)
 
@@ -74,11 +72,11 @@ def average_checkpoints(output_dir: str, num_last: int = 5, checkpoint_dir: str 
       weight.assign((total / len(paths)).astype(weight.numpy().dtype))
   # A manager's save, as in training (save_counter included, so load_model's restore matches).
   manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=model),
-                                       os.path.join(output_dir, AVERAGED_DIR), max_to_keep=None,
+                                       os.path.join(output_dir, run_dir.AVERAGED_DIR), max_to_keep=None,
                                        checkpoint_name=checkpointing.CHECKPOINT_NAME)
   written = manager.save(checkpoint_number=checkpointing.step_of(paths[-1]))
-  with open(written + ".json", "w", encoding="utf-8") as f:
-    json.dump({"checkpoints": paths, "steps": [checkpointing.step_of(p) for p in paths]}, f, indent=1)
+  run_dir.write_json(written + ".json", {"checkpoints": paths,
+                                         "steps": [checkpointing.step_of(p) for p in paths]})
   log.info("Averaged %d checkpoints (steps %s) into %s", len(paths),
            ", ".join(str(checkpointing.step_of(p)) for p in paths), written)
   return written
