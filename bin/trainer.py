@@ -2,7 +2,7 @@
 
   mm-trainer --problems=mm8_mini --hparams_set=multimodel_tiny --data_dir=D --output_dir=O
              --train_steps=1500 [--hparams='k=v,..']
-             [--mixing=proportional|uniform|temperature:T[,limit:K]]
+             [--mixing=proportional|uniform|temperature:T[,limit:K]|rates:PROBLEM=W,...]
   mm-trainer --registry_help
 """
 
@@ -29,7 +29,8 @@ flags.DEFINE_integer("eval_steps", None, "Deprecated: --eval_examples=N*eval_bat
 flags.DEFINE_integer("checkpoint_every", 500, "Save a checkpoint every N steps.", lower_bound=1)
 flags.DEFINE_integer("keep_checkpoints", 3, "How many checkpoints to keep.", lower_bound=1)
 flags.DEFINE_string("mixing", "proportional", "proportional, uniform or temperature:T, each optionally "
-                    "followed by ,limit:K (sizes capped at K first, as T5 mixes).")
+                    "followed by ,limit:K (sizes capped at K first, as T5 mixes); or rates:PROBLEM=W,... "
+                    "with a weight for every problem.")
 flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker"],
                   "tf.distribute strategy; multi_worker reads the cluster from TF_CONFIG.")
 flags.DEFINE_boolean("overwrite", False, "Delete a previous run in output_dir and start over.")

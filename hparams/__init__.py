@@ -11,6 +11,7 @@ HPARAMS.add("multimodel_base", multimodel.multimodel_base)
 HPARAMS.add("multimodel_paper", multimodel.multimodel_paper)
 HPARAMS.add("multimodel_tiny", multimodel.multimodel_tiny)
 HPARAMS.add("multimodel_small", multimodel.multimodel_small)
+HPARAMS.add("multimodel_demo", multimodel.multimodel_demo)
 
 
 def get_hparams(name: str, overrides: str = "") -> HParams:

@@ -80,5 +80,5 @@ def test_validate_rejects_impossible(text, match):
 
 
 def test_unknown_set_lists_known():
-  with pytest.raises(KeyError, match="Known hparam sets: multimodel_base, multimodel_paper, multimodel_small, multimodel_tiny"):
+  with pytest.raises(KeyError, match="Known hparam sets: multimodel_base, multimodel_demo, multimodel_paper, multimodel_small, multimodel_tiny"):
     get_hparams("multimodel_large")

@@ -49,6 +49,23 @@ def test_bad_rule_lists_the_valid_forms(rule):
   assert isinstance(e.value, ValueError) and "\n" not in str(e.value)
 
 
+def test_explicit_rates_name_every_problem():
+  assert mixing_rates(SIZES, "rates:a=1,b=3") == pytest.approx({"a": 0.25, "b": 0.75})
+  assert mixing_rates(SIZES, " rates: b = 0.5 , a=0") == pytest.approx({"a": 0.0, "b": 1.0})
+  with pytest.raises(MixingRuleError, match=r"unknown \['c'\], missing \['b'\]. The run's problems: a, b"):
+    mixing_rates(SIZES, "rates:a=1,c=2")
+  with pytest.raises(MixingRuleError, match="no problem a rate > 0"):
+    mixing_rates(SIZES, "rates:a=0,b=0")
+
+
+@pytest.mark.parametrize("rule", ["rates:", "rates:a", "rates:a=x,b=1", "rates:a=-1,b=1", "rates:a=1,a=2,b=1",
+                                  "rates:a=inf,b=1", "rates:a=nan,b=1", "rates:a=1,b=1,limit:5"])
+def test_bad_explicit_rates_name_the_bad_pair(rule):
+  with pytest.raises(MixingRuleError, match="Valid forms: .*rates:PROBLEM=W") as e:
+    mixing_rates(SIZES, rule)
+  assert "\n" not in str(e.value)
+
+
 def test_bad_sizes():
   with pytest.raises(ValueError, match="> 0"):
     mixing_rates({"a": 3, "b": 0}, "uniform")

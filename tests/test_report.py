@@ -108,6 +108,24 @@ def test_report_lists_each_target_with_its_value_and_whether_it_is_met(tmp_path)
   assert "## Targets" not in open(report.write_report(str(run), str(tmp_path / "plain.md"))).read()
 
 
+def test_report_shows_another_runs_figures_beside_its_own(tmp_path):
+  run = tmp_path / "run"
+  _write_run(run)
+  run_dir.write_json(str(tmp_path / "train.json"), {
+      "image_digits": {"accuracy": 0.983, "accuracy_top5": 1.0},
+      "translate_ende_bible": {"bleu": 12.4, "chrf": 36.2, "degenerate": 0.022},
+      "speech_espeak": {"wer": 0.841, "chrf": 18.5, "degenerate": 0.0}})
+  text = open(report.write_report(str(run), str(tmp_path / "demo.md"),
+                                  compare_path=str(tmp_path / "train.json"))).read()
+  compare = str(tmp_path / "train.json")
+  assert f"| problem | this run | {compare} |" in text
+  assert "| image_digits | accuracy=0.4 | accuracy=0.983 |" in text
+  assert "| translate_ende_bible | bleu=6, degenerate=0.25 | bleu=12.4, degenerate=0.022 |" in text
+  assert "| speech_espeak | not trained | wer=0.841, degenerate=0 |" in text
+  with pytest.raises(FileNotFoundError):
+    report.write_report(str(run), str(tmp_path / "x.md"), compare_path=str(tmp_path / "absent.json"))
+
+
 def test_targets_are_met_at_their_bound_and_missing_figures_are_not_met():
   final = {"image_digits": {"accuracy": 0.97}, "translate_ende_bible": {"bleu": 14.99, "degenerate": 0.02}}
   met = {target.name: ok for target, _, ok in targets.check(final)}

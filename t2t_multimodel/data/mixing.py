@@ -7,9 +7,12 @@ The rate of problem i with n_i training examples is, by rule:
   uniform        p_i = 1 / N
   temperature:T  p_i ∝ n_i ** (1 / T), T >= 1 (T = 1 is proportional; T -> inf is uniform)
 
-Any rule may end in `,limit:K` (T5's examples-proportional mixing with an artificial limit,
-Raffel et al. 2020, section 3.5.2): each n_i is first capped at K, so a problem with more than K
-examples weighs as if it had K and the small ones get a larger share, e.g.
+  rates:a=W,b=W  p_i ∝ W_i, named for every problem of the run (a seqio Mixture's explicit
+                 rates), e.g. `rates:translate_deen_bible=6,parse_trees=2,image_digits=1`
+
+Any rule but `rates:` may end in `,limit:K` (T5's examples-proportional mixing with an
+artificial limit, Raffel et al. 2020, section 3.5.2): each n_i is first capped at K, so a problem
+with more than K examples weighs as if it had K and the small ones get a larger share, e.g.
 `temperature:2,limit:5000`.
 
 `ProblemSampler` turns rates into the problem of each step as a pure function of
@@ -27,7 +30,9 @@ from t2t_multimodel.errors import UserError
 
 VALID_RULES = ("proportional, uniform, temperature:T (a number T >= 1, e.g. temperature:2), "
                "each optionally followed by ,limit:K (a whole number K >= 1, e.g. "
-               "temperature:2,limit:5000)")
+               "temperature:2,limit:5000), or rates:PROBLEM=W,... naming every problem "
+               "(weights W >= 0, e.g. rates:image_digits=1,parse_trees=2)")
+RATES = "rates:"
 _MASK64 = (1 << 64) - 1
 _GOLDEN = 0x9E3779B97F4A7C15
 
@@ -46,6 +51,29 @@ def _parse(rule: str) -> tuple[float, float]:
   if not (temperature >= 1.0 and limit >= 1):  # also rejects NaN
     raise MixingRuleError(f"Unknown mixing rule {rule!r}. Valid forms: {VALID_RULES}")
   return temperature, limit
+
+
+def _explicit_rates(names, rule: str) -> dict[str, float]:
+  """'rates:a=3,b=1' -> {'a': 3.0, 'b': 1.0} for exactly the problems `names`; MixingRuleError
+  naming what is wrong (a bad pair, an unknown or missing problem, no positive weight)."""
+  rates: dict[str, float] = {}
+  for pair in rule.strip()[len(RATES):].split(","):
+    name, equals, value = pair.partition("=")
+    name = name.strip()
+    try:
+      rate = float(value) if equals else math.nan
+    except ValueError:
+      rate = math.nan
+    if not rate >= 0 or math.isinf(rate) or name in rates:
+      raise MixingRuleError(f"Unknown mixing rule {rule!r} at {pair.strip()!r}. Valid forms: {VALID_RULES}")
+    rates[name] = rate
+  unknown, missing = sorted(set(rates) - set(names)), sorted(set(names) - set(rates))
+  if unknown or missing:
+    raise MixingRuleError(f"Mixing rule {rule!r} must name every problem of the run and no other: "
+                          f"unknown {unknown}, missing {missing}. The run's problems: {', '.join(names)}")
+  if not sum(rates.values()) > 0:
+    raise MixingRuleError(f"Mixing rule {rule!r} gives no problem a rate > 0.")
+  return rates
 
 
 def _temperature(rule: str) -> float:
@@ -68,21 +96,26 @@ def mixing_rates(sizes: Mapping[str, int], rule: str) -> dict[str, float]:
   Args:
     sizes: problem name -> number of training examples (> 0).
     rule: "proportional", "uniform" or "temperature:T" with T >= 1, optionally followed by
-      ",limit:K" (sizes capped at K first).
+      ",limit:K" (sizes capped at K first); or "rates:a=W,b=W" naming every problem.
 
   Example:
     >>> mixing_rates({"a": 300, "b": 100}, "proportional")
     {'a': 0.75, 'b': 0.25}
     >>> mixing_rates({"a": 300, "b": 100}, "proportional,limit:100")
     {'a': 0.5, 'b': 0.5}
+    >>> mixing_rates({"a": 300, "b": 100}, "rates:a=1,b=3")
+    {'a': 0.25, 'b': 0.75}
   """
-  temperature, limit = _parse(rule)
+  explicit = rule.strip().startswith(RATES)
+  temperature, limit = (math.inf, math.inf) if explicit else _parse(rule)
   if not sizes:
     raise ValueError("Expected at least one problem to mix. Received: sizes={}")
   bad = {name: n for name, n in sizes.items() if not n > 0}
   if bad:
     raise ValueError(f"Expected every train-set size > 0. Received: {bad}")
-  if math.isinf(temperature):
+  if explicit:
+    weights = _explicit_rates(list(sizes), rule)
+  elif math.isinf(temperature):
     weights = {name: 1.0 for name in sizes}
   else:
     weights = {name: float(min(n, limit)) ** (1.0 / temperature) for name, n in sizes.items()}

@@ -2,14 +2,16 @@
 
 Its CLI is mm-report (bin/report.py):
   mm-report --output_dir=runs/demo --report=reports/demo.md [--examples_dir=runs/demo/decoder] \
-      [--timings=runs/demo/timings.tsv] [--json=reports/demo.json] [--notes=NOTES.md] [--targets]
+      [--timings=runs/demo/timings.tsv] [--json=reports/demo.json] [--notes=NOTES.md] [--targets] \
+      [--compare=reports/train.json]
 
 Everything comes from the run dir the trainer wrote (see run_dir.py): metrics.jsonl (dev curves,
 final test metrics), train_log.jsonl (training loss per problem, steps/s), decodes.jsonl (greedy
 decodes from the final evaluation), hparams.json and problems.json. Optional extras: pairs of
 `<problem>.in` / `<problem>.out` files written by mm-decoder (one output line per input line),
 a TSV of `stage<TAB>seconds` wall times, a Markdown file of notes appended as it is, and a JSON
-file to write the final test figures to, `{problem: {metric: value}}` (mm-evaluate's names).
+file to write the final test figures to, `{problem: {metric: value}}` (mm-evaluate's names), and
+another run's such file to show beside this run's figures (`make demo` shows `make train`'s).
 The plots are written beside the report: `<report stem>_loss.png` and `<report stem>_metrics.png`.
 """
 
@@ -181,11 +183,31 @@ def _target_lines(final: dict[str, dict]) -> list[str]:
       ["problem", "target", "value", "met"], rows)
 
 
+def _comparison_lines(final: dict[str, dict], trained: Sequence[str], compare_path: str) -> list[str]:
+  """This run's main figures (and looping share) beside those in another run's `--json` file,
+  e.g. make train's reports/train.json; problems this run did not train say so."""
+  from t2t_multimodel.problems import PROBLEMS
+
+  other = run_dir.read_json(compare_path)
+
+  def cell(figures: dict | None, name: str) -> str:
+    names = [PROBLEMS.get(name).metrics[0], "degenerate"]
+    return ", ".join(f"{m}={_format(figures[m])}" for m in names if m in figures) if figures else "not trained"
+
+  rows = [[name, cell(final.get(name), name), cell(other.get(name), name)]
+          for name in [*trained, *(name for name in other if name not in trained)]]
+  return ["", f"## Beside `{compare_path}`", "",
+          f"Main figures of this run and of the run whose final figures are `{compare_path}`, both "
+          "on whole test splits:", ""] + markdown_table(["problem", "this run", compare_path], rows)
+
+
 def write_report(output_dir: str, report_path: str, examples_dir: str | None = None,
                  timings_path: str | None = None, json_path: str | None = None,
-                 notes_path: str | None = None, with_targets: bool = False) -> str:
+                 notes_path: str | None = None, with_targets: bool = False,
+                 compare_path: str | None = None) -> str:
   """Writes the Markdown report of the run in `output_dir` and its two plots; returns the path.
-  `with_targets` adds the table of `make train`'s quality targets (targets.py) and which are met."""
+  `with_targets` adds the table of `make train`'s quality targets (targets.py) and which are met;
+  `compare_path` (another run's `json_path` file) a table of its figures beside this run's."""
   from t2t_multimodel.problems import PROBLEMS  # imports TensorFlow: after the CLI quietened it
 
   hparams, record = run_dir.load_run(output_dir)
@@ -220,6 +242,8 @@ def write_report(output_dir: str, report_path: str, examples_dir: str | None = N
   lines += markdown_table(["problem", "steps drawn", "test examples", "metrics", "loss"], rows)
   if with_targets:
     lines += _target_lines(final)
+  if compare_path:
+    lines += _comparison_lines(final, list(declared), compare_path)
   if timings_path and os.path.exists(timings_path):
     with open(timings_path, encoding="utf-8") as f:
       stages = [line.split("\t") for line in f.read().splitlines() if "\t" in line]
