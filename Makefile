@@ -37,15 +37,16 @@ decode_demo = for input in demo/*.in; do name=$$(basename $$input .in); \
 	  < $$input > $(1)/decoder/$$name.out || exit 1; done
 
 # datagen -> joint training of multimodel_demo on three problems for 1,500 steps (resumes if
-# interrupted) -> its final evaluation on their whole test splits (greedy) -> mm-decoder on the
-# sentences in demo/*.in -> reports/demo.md with plots, and make train's figures beside the demo's.
+# interrupted) -> mm-evaluate on their whole test splits (beam 4, as make train) -> mm-decoder on
+# the sentences in demo/*.in -> reports/demo.md with plots, and make train's figures beside its own.
 demo: install
 	@mkdir -p $(RUN)/decoder reports && rm -f $(RUN)/timings.tsv
 	$(call timed,datagen,$(BIN)/mm-datagen --problems=mm8_mini --data_dir=$(DATA))
-	$(call timed,train and evaluate,$(BIN)/mm-trainer --problems=$(DEMO_PROBLEMS) \
+	$(call timed,train,$(BIN)/mm-trainer --problems=$(DEMO_PROBLEMS) \
 	  --hparams_set=multimodel_demo --data_dir=$(DATA) --output_dir=$(RUN) --train_steps=$(STEPS) \
 	  --mixing=$(DEMO_MIXING) --eval_every=$(EVAL_EVERY) --eval_examples=$(EVAL_EXAMPLES) \
-	  --checkpoint_every=$(EVAL_EVERY) --final_eval_splits=test)
+	  --checkpoint_every=$(EVAL_EVERY) --final_eval_splits=)
+	$(call timed,evaluate,$(BIN)/mm-evaluate --output_dir=$(RUN) --split=test)
 	$(call timed,decode,$(call decode_demo,$(RUN)))
 	$(BIN)/mm-report --output_dir=$(RUN) --report=reports/demo.md \
 	  --examples_dir=$(RUN)/decoder --timings=$(RUN)/timings.tsv --compare=reports/train.json

@@ -150,3 +150,20 @@ def test_the_report_says_how_the_final_figures_were_decoded(tmp_path):
     assert report.decoding_words(str(tmp_path)) == words
     text = open(report.write_report(str(tmp_path), str(tmp_path / "r.md")), encoding="utf-8").read()
     assert f"untruncated references; decoding: {words}. " in text
+
+
+def test_the_decodes_shown_are_those_of_the_figures_shown(tmp_path):
+  """With an mm-evaluate eval_test.json, its decodes are shown, not the trainer's final greedy ones."""
+  _write_run(tmp_path)
+  text = open(report.write_report(str(tmp_path), str(tmp_path / "r.md")), encoding="utf-8").read()
+  assert "| Am \\| Anfang |" in text
+  run_dir.write_json(str(tmp_path / "eval_test.json"), {
+      "split": "test", "step": 4, "checkpoint": str(tmp_path / "checkpoints" / "ckpt-4"),
+      "problems": {"translate_ende_bible": {"examples": 805, "metrics": {"bleu": 7.0}}},
+      "decoding": {"beam_size": 4, "alpha": 0.6, "max_length": 16}})
+  run_dir.append_jsonl(str(tmp_path / "eval_test_decodes.jsonl"), [
+      {"problem": "translate_ende_bible", "input": "In the beginning", "reference": "Im Anfang",
+       "hypothesis": "Im Anfang schuf"}])
+  text = open(report.write_report(str(tmp_path), str(tmp_path / "r.md")), encoding="utf-8").read()
+  assert "| translate_ende_bible | In the beginning | Im Anfang | Im Anfang schuf |" in text
+  assert "Am \\| Anfang" not in text

@@ -183,7 +183,8 @@ def _target_lines(final: dict[str, dict]) -> list[str]:
       ["problem", "target", "value", "met"], rows)
 
 
-def _comparison_lines(final: dict[str, dict], trained: Sequence[str], compare_path: str) -> list[str]:
+def _comparison_lines(final: dict[str, dict], trained: Sequence[str], compare_path: str,
+                      words: str) -> list[str]:
   """This run's main figures (and looping share) beside those in another run's `--json` file,
   e.g. make train's reports/train.json; problems this run did not train say so."""
   from t2t_multimodel.problems import PROBLEMS
@@ -197,8 +198,9 @@ def _comparison_lines(final: dict[str, dict], trained: Sequence[str], compare_pa
   rows = [[name, cell(final.get(name), name), cell(other.get(name), name)]
           for name in [*trained, *(name for name in other if name not in trained)]]
   return ["", f"## Beside `{compare_path}`", "",
-          f"Main figures of this run and of the run whose final figures are `{compare_path}`, both "
-          "on whole test splits:", ""] + markdown_table(["problem", "this run", compare_path], rows)
+          f"Main figures of this run, decoded by {words}, and of the run whose final figures are "
+          f"`{compare_path}`, both on whole test splits:", ""] + markdown_table(
+              ["problem", "this run", compare_path], rows)
 
 
 def write_report(output_dir: str, report_path: str, examples_dir: str | None = None,
@@ -243,7 +245,7 @@ def write_report(output_dir: str, report_path: str, examples_dir: str | None = N
   if with_targets:
     lines += _target_lines(final)
   if compare_path:
-    lines += _comparison_lines(final, list(declared), compare_path)
+    lines += _comparison_lines(final, list(declared), compare_path, words)
   if timings_path and os.path.exists(timings_path):
     with open(timings_path, encoding="utf-8") as f:
       stages = [line.split("\t") for line in f.read().splitlines() if "\t" in line]
@@ -251,8 +253,9 @@ def write_report(output_dir: str, report_path: str, examples_dir: str | None = N
   lines += ["", "## Curves", "", f"![training loss]({os.path.basename(stem)}_loss.png)", "",
             f"![dev metrics]({os.path.basename(stem)}_metrics.png)", "", "## Decoded examples", "",
             f"Decodes from the final evaluation (test split; {words}):", ""]
-  shown = [d for d in decodes if d["split"] == "test" and d["step"] == step] or _first_decodes(
-      run_dir.read_jsonl(os.path.join(output_dir, "eval_test_decodes.jsonl")))
+  shown = (_first_decodes(run_dir.read_jsonl(os.path.join(output_dir, "eval_test_decodes.jsonl")))
+           if os.path.exists(os.path.join(output_dir, "eval_test.json")) else
+           [d for d in decodes if d["split"] == "test" and d["step"] == step])
   lines += markdown_table(["problem", "input", "reference", "hypothesis"],
                           [[d["problem"], d["input"], d["reference"], d["hypothesis"]] for d in shown])
   lines += _decoder_examples(examples_dir)
