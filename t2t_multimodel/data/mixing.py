@@ -53,7 +53,7 @@ def _parse(rule: str) -> tuple[float, float]:
   return temperature, limit
 
 
-def _explicit_rates(names, rule: str) -> dict[str, float]:
+def _explicit_rates(names: list[str], rule: str) -> dict[str, float]:
   """'rates:a=3,b=1' -> {'a': 3.0, 'b': 1.0} for exactly the problems `names`; MixingRuleError
   naming what is wrong (a bad pair, an unknown or missing problem, no positive weight)."""
   rates: dict[str, float] = {}

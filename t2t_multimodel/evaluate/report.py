@@ -7,7 +7,8 @@ Its CLI is mm-report (bin/report.py):
 
 Everything comes from the run dir the trainer wrote (see run_dir.py): metrics.jsonl (dev curves,
 final test metrics), train_log.jsonl (training loss per problem, steps/s), decodes.jsonl (greedy
-decodes from the final evaluation), hparams.json and problems.json. Optional extras: pairs of
+decodes from the final evaluation), hparams.json and problems.json; where mm-evaluate wrote
+eval_test.json, the final figures and decodes are its (eval_test_decodes.jsonl). Optional extras: pairs of
 `<problem>.in` / `<problem>.out` files written by mm-decoder (one output line per input line),
 a TSV of `stage<TAB>seconds` wall times, a Markdown file of notes appended as it is, and a JSON
 file to write the final test figures to, `{problem: {metric: value}}` (mm-evaluate's names), and
