@@ -11,14 +11,12 @@ from __future__ import annotations
 
 from absl import flags
 
-from t2t_multimodel import cli, infer
+from t2t_multimodel import cli
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("output_dir", None, "The mm-trainer run to evaluate.")
 flags.DEFINE_enum("split", "test", ["train", "dev", "test"], "The split, scored whole.")
-flags.DEFINE_integer("beam_size", infer.BEAM_SIZE, "Beam width; 1 for greedy search.", lower_bound=1)
-flags.DEFINE_float("alpha", infer.ALPHA, "Beam search length penalty ((5 + length) / 6) ** alpha.", lower_bound=0.0)
-flags.DEFINE_integer("max_length", 0, "Most tokens decoded (0: the run's max_target_length).", lower_bound=0)
+cli.define_decoding_flags(__name__)
 flags.DEFINE_string("data_dir", None, "The data (default: the run's own data dir).")
 flags.DEFINE_string("checkpoint_path", None, "A checkpoint (default: the run's latest).")
 flags.DEFINE_bool("rescore", False, "Recompute the text metrics of O/eval_<split>.json from its "

@@ -12,16 +12,14 @@ from __future__ import annotations
 
 from absl import flags
 
-from t2t_multimodel import cli, infer
+from t2t_multimodel import cli
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("output_dir", None, "The mm-trainer run to serve.")
 flags.DEFINE_string("host", "127.0.0.1", "The address to bind (the page has no authentication).")
 flags.DEFINE_integer("port", 8080, "The port (0: any free one).", lower_bound=0, upper_bound=65535)
 flags.DEFINE_string("checkpoint_path", None, "A checkpoint (default: the run's latest).")
-flags.DEFINE_integer("beam_size", infer.BEAM_SIZE, "Beam width; 1 for greedy search.", lower_bound=1)
-flags.DEFINE_float("alpha", infer.ALPHA, "Beam search length penalty.", lower_bound=0.0)
-flags.DEFINE_integer("max_length", 0, "Most tokens generated (0: the run's max_target_length).", lower_bound=0)
+cli.define_decoding_flags(__name__)
 
 
 def main():
