@@ -58,18 +58,17 @@ def average_checkpoints(output_dir: str, num_last: int = 5, checkpoint_dir: str 
     log.warning("Averaging the %d checkpoints in %s, not %d.", len(paths), directory, num_last)
   model, _, _ = serving.load_model(output_dir, paths[-1])
   weights = model.weights
-  floating = [tf.as_dtype(w.dtype).is_floating for w in weights]
-  sums = [np.zeros(w.shape, np.float64) if f else None for w, f in zip(weights, floating)]
+  newest = [weight.numpy() for weight in weights]   # non-float weights keep the newest's values
+  sums = [np.asarray(value, np.float64) if tf.as_dtype(w.dtype).is_floating else None
+          for w, value in zip(weights, newest)]
   restore = tf.train.Checkpoint(model=model)
-  for path in paths:
+  for path in paths[:-1]:
     restore.restore(path).expect_partial().assert_existing_objects_matched()
     for i, weight in enumerate(weights):
-      if floating[i]:
+      if sums[i] is not None:
         sums[i] += np.asarray(weight.numpy(), np.float64)
-  # The newest checkpoint is restored last: non-float weights keep its values.
-  for weight, total, is_float in zip(weights, sums, floating):
-    if is_float:
-      weight.assign((total / len(paths)).astype(weight.numpy().dtype))
+  for weight, total, value in zip(weights, sums, newest):
+    weight.assign(value if total is None else (total / len(paths)).astype(value.dtype))
   # A manager's save, as in training (save_counter included, so load_model's restore matches).
   manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=model),
                                        os.path.join(output_dir, run_dir.AVERAGED_DIR), max_to_keep=None,
