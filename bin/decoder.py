@@ -12,7 +12,7 @@ import sys
 
 from absl import flags
 
-from t2t_multimodel import cli
+from t2t_multimodel import cli, infer
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("output_dir", None, "The mm-trainer run to decode with.")
@@ -20,7 +20,7 @@ flags.DEFINE_string("problem", None, "The problem to decode (one of the run's)."
 flags.DEFINE_string("checkpoint_path", None, "A checkpoint (default: the run's latest).")
 flags.DEFINE_string("decode_from_file", None, "Input lines (text, or image/WAV paths).")
 flags.DEFINE_string("decode_to_file", None, "Where to write the outputs (default: stdout).")
-cli.define_decoding_flags(__name__)
+infer.define_decoding_flags(__name__)
 flags.DEFINE_integer("batch_size", 32, "Lines decoded together from a file.", lower_bound=1)
 
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from absl import flags
 
-from t2t_multimodel import cli
+from t2t_multimodel import cli, infer
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("output_dir", None, "The mm-trainer run to evaluate.")
 flags.DEFINE_enum("split", "test", ["train", "dev", "test"], "The split, scored whole.")
-cli.define_decoding_flags(__name__)
+infer.define_decoding_flags(__name__)
 flags.DEFINE_string("data_dir", None, "The data (default: the run's own data dir).")
 flags.DEFINE_string("checkpoint_path", None, "A checkpoint (default: the run's latest).")
 flags.DEFINE_bool("rescore", False, "Recompute the text metrics of O/eval_<split>.json from its "

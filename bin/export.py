@@ -13,14 +13,14 @@ from __future__ import annotations
 
 from absl import flags
 
-from t2t_multimodel import cli
+from t2t_multimodel import cli, infer
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("output_dir", None, "The mm-trainer run to export.")
 flags.DEFINE_string("problem", None, "The problem to serve (one the run was trained on).")
 flags.DEFINE_string("export_dir", None, "Where the SavedModel is written.")
 flags.DEFINE_string("checkpoint_path", None, "A checkpoint (default: the run's latest).")
-cli.define_decoding_flags(__name__)
+infer.define_decoding_flags(__name__)
 
 
 def main():

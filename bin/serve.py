@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from absl import flags
 
-from t2t_multimodel import cli
+from t2t_multimodel import cli, infer
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("output_dir", None, "The mm-trainer run to serve.")
 flags.DEFINE_string("host", "127.0.0.1", "The address to bind (the page has no authentication).")
 flags.DEFINE_integer("port", 8080, "The port (0: any free one).", lower_bound=0, upper_bound=65535)
 flags.DEFINE_string("checkpoint_path", None, "A checkpoint (default: the run's latest).")
-cli.define_decoding_flags(__name__)
+infer.define_decoding_flags(__name__)
 
 
 def main():

@@ -111,23 +111,6 @@ def quiet_tensorflow() -> None:
     os.close(saved)
 
 
-def define_decoding_flags(module_name: str) -> None:
-  """Defines --beam_size, --alpha and --max_length, the decoding flags of mm-evaluate, mm-decoder,
-  mm-serve and mm-export, as the flags of the CLI module `module_name` (so that its --helpshort
-  lists them), with t2t_multimodel.infer's defaults."""
-  from absl import flags
-
-  from t2t_multimodel import infer
-
-  flags.DEFINE_integer("beam_size", infer.BEAM_SIZE, "Beam width; 1 for greedy search.", lower_bound=1,
-                       module_name=module_name)
-  flags.DEFINE_float("alpha", infer.ALPHA, "Beam search length penalty ((5 + length) / 6) ** alpha.",
-                     lower_bound=0.0, module_name=module_name)
-  flags.DEFINE_integer("max_length", 0, "Most tokens decoded (0: the run's max_target_length; a text "
-                       f"input of T tokens also stops at T + {infer.EXTRA_LENGTH}).", lower_bound=0,
-                       module_name=module_name)
-
-
 def require(flag_value, name: str) -> None:
   if not flag_value:
     raise UsageError(f"--{name} is required.")
