@@ -26,6 +26,7 @@ flags.DEFINE_bool("rescore", False, "Recompute the text metrics of O/eval_<split
 def main():
   cli.require(FLAGS.output_dir, "output_dir")
   from t2t_multimodel.evaluate import evaluator  # after flag checks: fast errors and --help
+  from t2t_multimodel.run import run_dir
   if FLAGS.rescore:
     content = evaluator.rescore_run(FLAGS.output_dir, FLAGS.split)
   else:
@@ -34,7 +35,7 @@ def main():
         max_length=FLAGS.max_length or None, data_dir=FLAGS.data_dir,
         checkpoint_path=FLAGS.checkpoint_path)
   print(evaluator.format_table(content))
-  print(f"Written to {evaluator.eval_path(FLAGS.output_dir, FLAGS.split)}")
+  print(f"Written to {run_dir.eval_path(FLAGS.output_dir, FLAGS.split)}")
 
 
 def run():

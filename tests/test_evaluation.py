@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from t2t_multimodel.data import data_dir as data_dir_lib, inputs, shards
 from t2t_multimodel.evaluate import evaluation
-from t2t_multimodel.evaluate.evaluator import decodes_path, read_results
+from t2t_multimodel.evaluate.evaluator import read_results
 from t2t_multimodel.hparams import get_hparams
 from t2t_multimodel.infer import serving
 from t2t_multimodel.model.multimodel import MultiModel
@@ -116,7 +116,7 @@ def test_mm_evaluate_writes_whole_split_figures(run, train_data_dir):
   assert content["step"] == 7 and content["decoding"] == {"beam_size": 4, "alpha": 0.6, "max_length": 8}
   assert "bleu" in content["problems"]["translate_ende_bible"]["metrics"]
   assert "accuracy" in content["problems"]["image_digits"]["metrics"]
-  decodes = run_dir.read_jsonl(decodes_path(run, "test"))
+  decodes = run_dir.read_jsonl(run_dir.decodes_path(run, "test"))
   assert len(decodes) == sum(counts.values())
   assert "test split, whole, step 7, beam 4, alpha 0.6 decoding" in result.stdout
   assert "translate_ende_bible" in result.stdout and str(counts["translate_ende_bible"]) in result.stdout
@@ -130,7 +130,7 @@ def test_rescore_recomputes_text_metrics_from_the_stored_decodes(tmp_path):
   decodes = [{"problem": "translate_ende_bible", "input": source, "reference": target,
               "hypothesis": target} for source, target in pairs]
   decodes += [{"problem": "image_digits", "input": "[image 16x16]", "reference": "3", "hypothesis": "3"}]
-  run_dir.write_jsonl(decodes_path(output_dir, "test"), decodes)
+  run_dir.write_jsonl(run_dir.decodes_path(output_dir, "test"), decodes)
   ende = {"bleu": 1.0, "chrf": 2.0, "degenerate": 0.5, "accuracy": 0.25, "loss": 3.0}
   digits = {"accuracy": 0.75, "loss": 1.0}
   run_dir.write_json(os.path.join(output_dir, "eval_test.json"), {
@@ -146,7 +146,7 @@ def test_rescore_recomputes_text_metrics_from_the_stored_decodes(tmp_path):
   assert after["problems"]["image_digits"]["metrics"] == digits  # token metrics need the model
   assert after["rescored_from"] == "eval_test_decodes.jsonl" and after["step"] == 7
   # Decodes that do not cover what was scored are one line, not a wrong figure.
-  run_dir.write_jsonl(decodes_path(output_dir, "test"), decodes[1:])
+  run_dir.write_jsonl(run_dir.decodes_path(output_dir, "test"), decodes[1:])
   _assert_one_line_error(_cli(f"--output_dir={output_dir}", "--split=test", "--rescore"),
                          "holds 1 decodes of translate_ende_bible, not the 2")
 

@@ -106,19 +106,17 @@ def mixing_rates(sizes: Mapping[str, int], rule: str) -> dict[str, float]:
     >>> mixing_rates({"a": 300, "b": 100}, "rates:a=1,b=3")
     {'a': 0.25, 'b': 0.75}
   """
-  explicit = rule.strip().startswith(RATES)
-  temperature, limit = (math.inf, math.inf) if explicit else _parse(rule)
   if not sizes:
     raise ValueError("Expected at least one problem to mix. Received: sizes={}")
   bad = {name: n for name, n in sizes.items() if not n > 0}
   if bad:
     raise ValueError(f"Expected every train-set size > 0. Received: {bad}")
-  if explicit:
+  if rule.strip().startswith(RATES):
     weights = _explicit_rates(list(sizes), rule)
-  elif math.isinf(temperature):
-    weights = {name: 1.0 for name in sizes}
   else:
-    weights = {name: float(min(n, limit)) ** (1.0 / temperature) for name, n in sizes.items()}
+    temperature, limit = _parse(rule)
+    weights = {name: 1.0 if math.isinf(temperature) else float(min(n, limit)) ** (1.0 / temperature)
+               for name, n in sizes.items()}
   total = sum(weights.values())
   return {name: w / total for name, w in weights.items()}
 

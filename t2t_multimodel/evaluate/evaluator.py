@@ -32,14 +32,6 @@ class DataMismatchError(UserError, ValueError):
   """A data dir whose shards are not the ones the run was trained and evaluated with."""
 
 
-def eval_path(output_dir: str, split: str) -> str:
-  return os.path.join(output_dir, f"eval_{split}.json")
-
-
-def decodes_path(output_dir: str, split: str) -> str:
-  return os.path.join(output_dir, f"eval_{split}_decodes.jsonl")
-
-
 def check_split(split: str) -> str:
   if split not in SPLITS:
     raise UserError(f"Unknown split {split!r}. Known splits: {', '.join(SPLITS)}")
@@ -92,10 +84,10 @@ def write_results(output_dir: str, split: str, results: dict[str, evaluation.Pro
       "problems": {name: {"examples": result.examples, "metrics": result.metrics}
                    for name, result in results.items()},
   }
-  run_dir.write_json(eval_path(output_dir, split), content)
+  run_dir.write_json(run_dir.eval_path(output_dir, split), content)
   decodes = [{"problem": name, **decode} for name, result in results.items()
              for decode in result.decodes]
-  run_dir.write_jsonl(decodes_path(output_dir, split), decodes)
+  run_dir.write_jsonl(run_dir.decodes_path(output_dir, split), decodes)
   return content
 
 
@@ -106,7 +98,7 @@ def rescore_run(output_dir: str, split: str = "test") -> dict:
   "rescored_from" naming the decodes. For a metric whose definition changed since the run."""
   check_split(split)
   content = read_results(output_dir, split)
-  path = decodes_path(output_dir, split)
+  path = run_dir.decodes_path(output_dir, split)
   if not os.path.exists(path):
     raise run_dir.RunDirError(f"No {path}: rescoring needs the decodes mm-evaluate writes.")
   decodes: dict[str, list[dict]] = {}
@@ -116,13 +108,13 @@ def rescore_run(output_dir: str, split: str = "test") -> dict:
     rows = decodes.get(name, [])
     if len(rows) != entry["examples"]:
       raise run_dir.RunDirError(f"{path} holds {len(rows)} decodes of {name}, not the "
-                                f"{entry['examples']} that {eval_path(output_dir, split)} scored.")
+                                f"{entry['examples']} that {run_dir.eval_path(output_dir, split)} scored.")
     _, text_names = evaluation.metric_names(PROBLEMS.get(name))
     hypotheses, references = [r["hypothesis"] for r in rows], [r["reference"] for r in rows]
     entry["metrics"].update({metric: float(metrics.METRICS.get(metric).text_fn(hypotheses, references))
                              for metric in text_names})
   content["rescored_from"] = os.path.basename(path)
-  run_dir.write_json(eval_path(output_dir, split), content)
+  run_dir.write_json(run_dir.eval_path(output_dir, split), content)
   return content
 
 
@@ -137,7 +129,7 @@ def format_table(content: dict) -> str:
 
 def read_results(output_dir: str, split: str) -> dict:
   """The content of O/eval_<split>.json; RunDirError if the run has none."""
-  path = eval_path(output_dir, split)
+  path = run_dir.eval_path(output_dir, split)
   if not os.path.exists(path):
     raise run_dir.RunDirError(f"No {path}: run mm-evaluate --output_dir={output_dir} --split={split}")
   return run_dir.read_json(path)

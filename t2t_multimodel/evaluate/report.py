@@ -44,7 +44,7 @@ def final_figures(output_dir: str, records: Sequence[dict]) -> tuple[int, dict[s
   """(step, problem -> metrics and "examples") of the run's newest whole-test-split evaluation:
   O/eval_test.json (mm-evaluate's, or the trainer's final one), else the final records of
   metrics.jsonl. A run stopped before its end is reported at its evaluated checkpoint."""
-  path = os.path.join(output_dir, "eval_test.json")
+  path = run_dir.eval_path(output_dir, "test")
   if os.path.exists(path):
     content = run_dir.read_json(path)
     return content["step"], {name: {**entry["metrics"], "examples": entry["examples"]}
@@ -56,7 +56,7 @@ def decoding_words(output_dir: str) -> str:
   """How the run's final figures were decoded, from O/eval_test.json: 'beam search (beam 4,
   alpha 0.6)' or 'greedy decoding', and, for an mm-avg-checkpoints checkpoint, which steps it
   averages. The trainer's own final evaluation (no eval_test.json) is greedy."""
-  path = os.path.join(output_dir, "eval_test.json")
+  path = run_dir.eval_path(output_dir, "test")
   if not os.path.exists(path):
     return "greedy decoding (the trainer's final evaluation)"
   content = run_dir.read_json(path)
@@ -254,8 +254,8 @@ def write_report(output_dir: str, report_path: str, examples_dir: str | None = N
   lines += ["", "## Curves", "", f"![training loss]({os.path.basename(stem)}_loss.png)", "",
             f"![dev metrics]({os.path.basename(stem)}_metrics.png)", "", "## Decoded examples", "",
             f"Decodes from the final evaluation (test split; {words}):", ""]
-  shown = (_first_decodes(run_dir.read_jsonl(os.path.join(output_dir, "eval_test_decodes.jsonl")))
-           if os.path.exists(os.path.join(output_dir, "eval_test.json")) else
+  shown = (_first_decodes(run_dir.read_jsonl(run_dir.decodes_path(output_dir, "test")))
+           if os.path.exists(run_dir.eval_path(output_dir, "test")) else
            [d for d in decodes if d["split"] == "test" and d["step"] == step])
   lines += markdown_table(["problem", "input", "reference", "hypothesis"],
                           [[d["problem"], d["input"], d["reference"], d["hypothesis"]] for d in shown])

@@ -132,6 +132,16 @@ def diff(old: dict, new: dict) -> list[str]:
           for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
 
 
+def eval_path(output_dir: str, split: str) -> str:
+  """mm-evaluate's figures of a whole split: O/eval_<split>.json."""
+  return os.path.join(output_dir, f"eval_{split}.json")
+
+
+def decodes_path(output_dir: str, split: str) -> str:
+  """mm-evaluate's decodes of a whole split, one JSON line each: O/eval_<split>_decodes.jsonl."""
+  return os.path.join(output_dir, f"eval_{split}_decodes.jsonl")
+
+
 def read_json(path: str) -> Any:
   with open(path) as f:
     return json.load(f)
