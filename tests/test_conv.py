@@ -1,10 +1,12 @@
-"""ConvStep, ConvBlock and ConvRes: shapes, config round trips, causality, masking, the cached call."""
+"""ConvStep, ConvBlock and ConvRes: shapes, config round trips, causality, masking, the cached call;
+our SeparableConv1D against Keras's."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from t2t_multimodel.layers.conv import ConvBlock, ConvRes, ConvStep
+from t2t_multimodel.layers.conv import ConvBlock, ConvRes, ConvStep, SeparableConv1D
 
 
 @pytest.mark.parametrize("layer, shape, expected", [
@@ -25,6 +27,31 @@ def test_shapes_and_config_round_trip(layer, shape, expected):
   clone(x)
   clone.set_weights(layer.get_weights())
   np.testing.assert_allclose(clone(x).numpy(), layer(x).numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize("options", [
+    {"kernel_size": 3}, {"kernel_size": 15, "dilation_rate": 8},
+    {"kernel_size": 3, "strides": 2, "padding": "same"}, {"kernel_size": 2, "depth_multiplier": 2},
+])
+def test_separable_conv_is_keras_separable_conv_with_its_weights(options):
+  """The pointwise half as a matmul changes no output and no gradient."""
+  x = tf.random.normal([3, 130, 8])
+  theirs, ours = keras.layers.SeparableConv1D(12, **options), SeparableConv1D(12, **options)
+  theirs.build(x.shape)
+  ours.build(x.shape)
+  ours.set_weights([w + 0.1 * i for i, w in enumerate(theirs.get_weights())])  # a non-zero bias
+  theirs.set_weights(ours.get_weights())
+  outputs, grads = [], []
+  for layer in (theirs, ours):
+    with tf.GradientTape() as tape:
+      tape.watch(x)
+      y = layer(x)
+      loss = tf.reduce_sum(y * tf.sin(y))
+    outputs.append(y.numpy())
+    grads.append([g.numpy() for g in tape.gradient(loss, [x] + layer.trainable_weights)])
+  np.testing.assert_allclose(outputs[1], outputs[0], atol=1e-5)
+  for ours_grad, theirs_grad in zip(grads[1], grads[0]):
+    np.testing.assert_allclose(ours_grad, theirs_grad, rtol=1e-4, atol=1e-4)
 
 
 def test_conv_step_is_relu_sepconv_layernorm():

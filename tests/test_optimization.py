@@ -1,4 +1,5 @@
-"""OwnStepAdam: Adam whose bias correction counts each variable's own updates."""
+"""OwnStepAdam (bias correction by each variable's own updates) and FusedAdam (one kernel per
+variable): both against keras.optimizers.Adam."""
 
 import dataclasses
 
@@ -68,7 +69,60 @@ def test_the_counts_are_saved_and_restored_with_the_moments(tmp_path):
   assert float(restored._own_steps[0].numpy()) == 4.0
 
 
-@pytest.mark.parametrize("own_steps, expected", [(False, keras.optimizers.Adam),
+def _traced_apply(optimizer, variables):
+  @tf.function
+  def apply(grads):
+    optimizer.apply(grads, variables)
+  return apply
+
+
+def _fused_and_keras_adam_runs(steps: int = 6):
+  """The same schedule, gradients and starting values under FusedAdam and Keras's Adam."""
+  rng = np.random.default_rng(0)
+  starts = [rng.normal(size=shape).astype(np.float32) for shape in [(3, 4), (5,), ()]]
+  gradients = [[tf.constant(rng.normal(size=np.shape(s)).astype(np.float32) * (step + 1))
+                for s in starts] for step in range(steps)]
+  results = {}
+  for cls in (optimization.FusedAdam, keras.optimizers.Adam):
+    variables = [keras.Variable(start) for start in starts]
+    adam = cls(learning_rate=optimization.WarmupRsqrtSchedule(1e-2, 3), beta_2=0.997, epsilon=1e-9)
+    apply = _traced_apply(adam, variables)
+    for grads in gradients:
+      apply(grads)
+    results[cls] = ([v.numpy() for v in variables],
+                    [m.numpy() for m in adam._momentums + adam._velocities], int(adam.iterations))
+  return results[optimization.FusedAdam], results[keras.optimizers.Adam]
+
+
+def test_fused_adam_moves_variables_and_moments_as_keras_adam():
+  """Traced, as the trainer runs it (under two mirrored replicas, tests/test_distribute.py pins
+  that they train in step with one device)."""
+  (ours, our_slots, our_steps), (theirs, their_slots, their_steps) = _fused_and_keras_adam_runs()
+  for a, b in zip(ours + our_slots, theirs + their_slots):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+  assert our_steps == their_steps == 6
+
+
+def test_fused_adam_restores_keras_adams_checkpoint(tmp_path):
+  """Same slots: a run saved under Keras's Adam resumes under FusedAdam."""
+  variable = keras.Variable([3.0, 1.0])
+  adam = _adam(keras.optimizers.Adam)
+  for _ in range(3):
+    adam.apply([tf.constant(GRADIENT)], [variable])
+  path = tf.train.Checkpoint(optimizer=adam).save(str(tmp_path / "ckpt"))
+  fused = _adam(optimization.FusedAdam)
+  fused.build([keras.Variable([0.0, 0.0])])
+  tf.train.Checkpoint(optimizer=fused).restore(path).assert_existing_objects_matched()
+  np.testing.assert_allclose(fused._momentums[0].numpy(), adam._momentums[0].numpy())
+  assert int(fused.iterations) == 3
+
+
+def test_fused_adam_refuses_amsgrad():
+  with pytest.raises(ValueError, match="amsgrad"):
+    optimization.FusedAdam(amsgrad=True)
+
+
+@pytest.mark.parametrize("own_steps, expected", [(False, optimization.FusedAdam),
                                                  (True, optimization.OwnStepAdam)])
 def test_the_hparam_chooses_the_adam(own_steps, expected):
   hp = dataclasses.replace(multimodel_tiny(), adam_own_steps=own_steps)

@@ -98,6 +98,51 @@ class OwnStepAdam(keras.optimizers.Adam):
     self.assign_sub(variable, m * alpha / (keras.ops.sqrt(v) + self.epsilon))
 
 
+@keras.saving.register_keras_serializable(package="t2t_multimodel")
+class FusedAdam(keras.optimizers.Adam):
+  """Keras's Adam, applied by one fused kernel per variable (TensorFlow's ResourceApplyAdam).
+
+  Keras's Adam builds ~25 small ops per variable and step (the bias correction's powers and
+  square roots again for every variable, then the moments and the update one op at a time). On a
+  CPU a step of a small model is bound by how many ops it runs, and the ~180 variables a
+  multimodel_small step updates made the optimiser half of the step's ops
+  (benchmarks/RESULTS.md). Here the bias-corrected step size is computed once per step and each
+  variable is updated by one kernel with the same arithmetic:
+
+    alpha = lr * sqrt(1 - beta_2**t) / (1 - beta_1**t)
+    m += (g - m) * (1 - beta_1);  v += (g**2 - v) * (1 - beta_2)
+    variable -= alpha * m / (sqrt(v) + epsilon)
+
+  Its slots, checkpoints and config are Adam's (tests/test_optimization.py pins the updates to
+  keras.optimizers.Adam's); `amsgrad` is not supported.
+
+  Example:
+    >>> optimizer = FusedAdam(learning_rate=1e-3, beta_2=0.997, epsilon=1e-9)
+  """
+
+  def __init__(self, *args, **kwargs):
+    super().__init__(*args, **kwargs)
+    if self.amsgrad:
+      raise ValueError("FusedAdam does not support `amsgrad`; use keras.optimizers.Adam.")
+
+  def _backend_update_step(self, grads, trainable_variables, learning_rate):
+    step = tf.cast(self.iterations + 1, tf.float32)
+    alpha = (tf.cast(learning_rate, tf.float32) * tf.sqrt(1.0 - tf.pow(self.beta_2, step))
+             / (1.0 - tf.pow(self.beta_1, step)))                        # once per step, not per variable
+    super()._backend_update_step(grads, trainable_variables, alpha)
+
+  def update_step(self, gradient, variable, learning_rate):
+    """`learning_rate` is the step's bias-corrected alpha (`_backend_update_step`)."""
+    index = self._get_variable_index(variable)
+    dtype = variable.dtype
+    zero = tf.constant(0.0, dtype)  # beta powers of 0: the kernel's own correction is 1
+    tf.raw_ops.ResourceApplyAdam(
+        var=variable.handle, m=self._momentums[index].handle, v=self._velocities[index].handle,
+        beta1_power=zero, beta2_power=zero, lr=tf.cast(learning_rate, dtype),
+        beta1=tf.constant(self.beta_1, dtype), beta2=tf.constant(self.beta_2, dtype),
+        epsilon=tf.constant(self.epsilon, dtype), grad=tf.cast(gradient, dtype))
+
+
 def make_schedule(hp) -> WarmupRsqrtSchedule:
   """The schedule of `hp`: peak `learning_rate` at step `learning_rate_warmup_steps`."""
   return WarmupRsqrtSchedule(hp.learning_rate, hp.learning_rate_warmup_steps)
@@ -109,7 +154,7 @@ def make_optimizer(hp, schedule: keras.optimizers.schedules.LearningRateSchedule
   under `hp.mixed_precision`; the train step clips the summed gradient (`loss_scale` says by how
   much it is scaled)."""
   schedule = schedule or make_schedule(hp)
-  adam_class = OwnStepAdam if hp.adam_own_steps else keras.optimizers.Adam
+  adam_class = OwnStepAdam if hp.adam_own_steps else FusedAdam
   adam = adam_class(learning_rate=schedule, beta_1=hp.adam_beta1, beta_2=hp.adam_beta2,
                     epsilon=hp.adam_epsilon)
   return keras.optimizers.LossScaleOptimizer(adam) if hp.mixed_precision else adam
