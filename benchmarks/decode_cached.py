@@ -38,7 +38,8 @@ def main():
   softmax.bias.assign(tf.tensor_scatter_nd_update(softmax.bias, [[EOS_ID]], [-1e9]))  # no early stop
   inputs = tf.constant(np.random.default_rng(0).integers(3, hp.vocab_size, (BATCH, 32)), tf.int32)
 
-  cached = tf.function(lambda x: decoding.decode_ids(model, problem.name, x, LENGTH))
+  # extra_length=None: all 256 tokens, not T2T's input length + 100 that decoding stops at by default.
+  cached = tf.function(lambda x: decoding.decode_ids(model, problem.name, x, LENGTH, extra_length=None))
   cached(inputs).numpy()  # trace and warm up
   start = time.perf_counter()
   ids = cached(inputs).numpy()
