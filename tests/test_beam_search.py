@@ -173,6 +173,25 @@ def test_greedy_pads_after_eos_and_works_in_tf_function():
                                 beam_search(step_fn, cache, 2, beam_size=3, max_length=L, eos_id=EOS)[0].numpy())
 
 
+def test_beam_search_keeps_a_static_batch_in_tf_function():
+  """A cache with a known batch (mm-decoder on one line: [1, ...] inputs, [K, ...] after tiling)
+  keeps its shape through the beam reordering, as tf.function's loop requires."""
+  step_fn = _step_fn(tf.constant(_random_tables(3)))
+
+  def with_memory(ids, step, cache):
+    logits, new = step_fn(ids, step, cache)
+    return logits, {**new, "memory": cache["memory"]}
+
+  cache = {**_cache(2), "memory": tf.zeros([2, 1, 1, 3])}
+  spec = {"row": tf.TensorSpec([2], tf.int32), "prev2": tf.TensorSpec([2], tf.int32),
+          "memory": tf.TensorSpec([2, 1, 1, None], tf.float32)}
+  search = tf.function(lambda c: beam_search(with_memory, c, 2, beam_size=3, max_length=L, eos_id=EOS),
+                       input_signature=[spec])
+  np.testing.assert_array_equal(
+      search(cache)[0].numpy(),
+      beam_search(with_memory, cache, 2, beam_size=3, max_length=L, eos_id=EOS)[0].numpy())
+
+
 @pytest.mark.parametrize("alpha", [0.0, 0.6, 2.0])
 def test_stopping_early_returns_what_the_full_search_returns(alpha):
   # Longer than the brute-force tests, so that every row has a finished hypothesis well before

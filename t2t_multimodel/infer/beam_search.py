@@ -30,11 +30,14 @@ def tile_beams(nest: Any, beam_size: int) -> Any:
 
 
 def _gather_beams(nest: Any, beam_indices: tf.Tensor, batch_size, beam_size: int) -> Any:
-  """Picks rows of [B * K, ...] tensors by beam_indices [B, K'] -> [B * K', ...]."""
+  """Picks rows of [B * K, ...] tensors by beam_indices [B, K] -> [B * K, ...].
+
+  Each tensor keeps its static shape (a known B * K included), which the decoding loop requires
+  of its cache."""
   def gather(t):
     rows = tf.reshape(t, tf.concat([[batch_size, beam_size], tf.shape(t)[1:]], 0))    # [B, K, ...]
-    picked = tf.gather(rows, beam_indices, batch_dims=1)                               # [B, K', ...]
-    return tf.reshape(picked, tf.concat([[-1], tf.shape(t)[1:]], 0))                   # [B * K', ...]
+    picked = tf.gather(rows, beam_indices, batch_dims=1)                               # [B, K, ...]
+    return tf.ensure_shape(tf.reshape(picked, tf.shape(t)), t.shape)                   # [B * K, ...]
   return tf.nest.map_structure(gather, nest)
 
 

@@ -1,7 +1,8 @@
 """The optimiser of a run: Adam on T2T's warmup-then-rsqrt schedule, and mixed precision.
 
-`make_optimizer(hp)` is Adam with `WarmupRsqrtSchedule` (its peak is the `learning_rate` hparam),
-`OwnStepAdam` under `hp.adam_own_steps` (bias correction by each variable's own update count);
+`make_optimizer(hp)` is Adam with `WarmupRsqrtSchedule` (its peak is the `learning_rate` hparam):
+`FusedAdam` (Keras's Adam applied by one fused kernel per variable), or `OwnStepAdam` under
+`hp.adam_own_steps` (bias correction by each variable's own update count);
 with `hp.mixed_precision` it is wrapped in Keras's LossScaleOptimizer (dynamic loss scaling: the
 loss is scaled before the gradients, which the optimiser unscales; a step with non-finite
 gradients is skipped and the scale halved), and `dtype_policy(hp)` builds layers that compute in

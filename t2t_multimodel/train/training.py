@@ -297,7 +297,8 @@ class Trainer:
       batches = f"{hp.batch_size} examples a batch"
     if self.replicas > 1:
       batches += f", split over {self.replicas} replicas"
-    adam = "bias-corrected by each variable's own updates" if hp.adam_own_steps else "Keras's"
+    adam = ("bias-corrected by each variable's own updates" if hp.adam_own_steps else
+            "one fused kernel per variable")
     log.info("Training with peak learning rate %g at step %d (linear warmup, then 1/sqrt(step)), "
              "Adam %s; %s", hp.learning_rate, hp.learning_rate_warmup_steps, adam, batches)
 
