@@ -13,7 +13,7 @@ DEMO_PROBLEMS ?= image_digits,caption_emoji,translate_deen_bible
 DEMO_MIXING ?= temperature:1.5
 
 TRAIN_RUN   ?= runs/train
-TRAIN_STEPS ?= 12000
+TRAIN_STEPS ?= 14000
 
 .PHONY: install browser demo train learning test test-all bench reproduce clean
 

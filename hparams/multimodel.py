@@ -67,11 +67,11 @@ def multimodel_tiny() -> HParams:
 
 
 def multimodel_small() -> HParams:
-  """The set `make train` uses: 12,000 joint steps on mm8_mini in about 1 h 40 min on 2 quiet CPU
-  cores; peak learning rate 1e-3 at step 800, batches of about 2,048 body positions. It meets 5
-  of the training issue's 14 targets with mm-evaluate's default beam 4 (4 greedy;
-  reports/train.md, run 5); a 2e-3 peak and more batches for the small problems did not do
-  better (runs 3, 4 and 6 in reports/train_notes.md).
+  """The set `make train` uses: 14,000 joint steps on mm8_mini in about 1 h 37 min on 2 quiet CPU
+  cores; peak learning rate 1e-3 at step 800, batches of about 2,048 body positions. It meets 7
+  of the training issue's 14 targets with mm-evaluate's default beam 4 (reports/train.md, run 8;
+  5 at 12,000 steps); a 2e-3 peak, more batches for the small problems and batches of 4,096
+  tokens did not do better (runs 3, 4, 6 and 7 in reports/train_notes.md).
 
   multimodel_tiny's depth (2 encoder, 1 mixer, 2 decoder blocks) at twice its width, 8 experts,
   batches by tokens (so a batch of short verses holds many, a batch of trees few), and targets up
@@ -99,7 +99,7 @@ def multimodel_demo() -> HParams:
   """`make demo`'s set: multimodel_small with a peak learning rate of 2e-3 at step 300, since
   the demo's run is short (1,500 steps on digits, captions and de->en; reports/demo.md). The
   higher, earlier peak was not measured alone: reports/train_notes.md ("make demo") has the demo
-  runs tried. Over make train's 12,000 steps a 2e-3 peak did worse than 1e-3 (run 3: digits
+  runs tried. Over make train's runs a 2e-3 peak did worse than 1e-3 (run 3: digits
   collapsed), so this is the short run's set only.
   """
   return dataclasses.replace(multimodel_small(), learning_rate=2e-3, learning_rate_warmup_steps=300)
