@@ -31,8 +31,9 @@ def apply_mask(x: tf.Tensor, mask: tf.Tensor | None) -> tf.Tensor:
 class SeparableConv1D(keras.layers.SeparableConv1D):
   """Keras's SeparableConv1D, the same weights, with the pointwise half as one matmul.
 
-  Keras runs the pointwise half as a 1x1 Conv2D on [B, 1, T, C]; on a CPU that op and its two
-  gradients are ~2.5x slower than a MatMul over [B * T, C] (benchmarks/RESULTS.md). The depthwise
+  Keras runs the pointwise half as a 1x1 Conv2D on [B, 1, T, C]; in a profile of a
+  multimodel_small step on CPU that op and its two gradients ran at 70-100 GFLOP/s, a MatMul over
+  [B * T, C] at ~200, and the step is ~2% faster with it (benchmarks/RESULTS.md). The depthwise
   half is Keras's own op. channels_last only.
 
   Example:
@@ -106,9 +107,8 @@ class ConvStep(CheckpointedCollections, keras.layers.Layer):
       raise ValueError(f"Expected `strides` = 1 for a causal ConvStep. Received: strides={strides}")
     self.filters, self.kernel_size, self.dilation_rate = filters, kernel_size, dilation_rate
     self.strides, self.causal = strides, causal
-    self.conv = SeparableConv1D(filters, kernel_size, strides=strides,
-                                             dilation_rate=dilation_rate, padding="valid",
-                                             name="sep_conv")
+    self.conv = SeparableConv1D(filters, kernel_size, strides=strides, dilation_rate=dilation_rate,
+                                padding="valid", name="sep_conv")
     self.norm = keras.layers.LayerNormalization(epsilon=1e-6, name="norm")
 
   @property
