@@ -146,6 +146,7 @@ def test_resumed_run_equals_an_uninterrupted_one(train_data_dir, tiny_hparams, t
   # The recipe is stated at the start: peak learning rate, warmup, Adam, batch rule (tiny_hparams).
   assert "peak learning rate 0.0018 at step 10" in caplog.text and "4 examples a batch" in caplog.text
   assert ("each variable's own updates" in caplog.text) == own_steps
+  assert ("Adam (one fused kernel per variable)" in caplog.text) == (not own_steps)
   if own_steps:
     counts = sorted({float(s.numpy()) for s in resumed.optimizer._own_steps})
     assert counts[-1] == 6.0 and len(counts) > 1   # the body: every step; a problem's top: fewer

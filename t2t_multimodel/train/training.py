@@ -300,7 +300,7 @@ class Trainer:
     adam = ("bias-corrected by each variable's own updates" if hp.adam_own_steps else
             "one fused kernel per variable")
     log.info("Training with peak learning rate %g at step %d (linear warmup, then 1/sqrt(step)), "
-             "Adam %s; %s", hp.learning_rate, hp.learning_rate_warmup_steps, adam, batches)
+             "Adam (%s); %s", hp.learning_rate, hp.learning_rate_warmup_steps, adam, batches)
 
   def _log_training(self, step: int, record: dict) -> None:
     record["learning_rate"] = float(self.schedule(step - 1))
