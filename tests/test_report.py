@@ -135,7 +135,8 @@ def test_targets_are_met_at_their_bound_and_missing_figures_are_not_met():
 
 def test_the_report_says_how_the_final_figures_were_decoded(tmp_path):
   _write_run(tmp_path)
-  assert report.decoding_words(str(tmp_path)) == "greedy decoding (the trainer's final evaluation)"
+  assert (report.decoding_words(report.read_test_evaluation(str(tmp_path)))
+          == "greedy decoding (the trainer's final evaluation)")
   averaged = tmp_path / run_dir.AVERAGED_DIR
   averaged.mkdir()
   run_dir.write_json(str(averaged / "ckpt-4.json"), {"checkpoints": ["a/ckpt-2", "a/ckpt-4"], "steps": [2, 4]})
@@ -147,7 +148,7 @@ def test_the_report_says_how_the_final_figures_were_decoded(tmp_path):
     run_dir.write_json(str(tmp_path / "eval_test.json"), {
         "split": "test", "step": 4, "checkpoint": checkpoint, "problems": problems,
         "decoding": {"beam_size": beam_size, "alpha": 0.6, "max_length": 16}})
-    assert report.decoding_words(str(tmp_path)) == words
+    assert report.decoding_words(report.read_test_evaluation(str(tmp_path))) == words
     text = open(report.write_report(str(tmp_path), str(tmp_path / "r.md")), encoding="utf-8").read()
     assert f"untruncated references; decoding: {words}. " in text
 

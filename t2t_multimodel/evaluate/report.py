@@ -40,30 +40,33 @@ def final_metrics(records: Sequence[dict], split: str = "test") -> tuple[int, di
                 for r in records if r["split"] == split and r["step"] == step}
 
 
-def final_figures(output_dir: str, records: Sequence[dict]) -> tuple[int, dict[str, dict]]:
-  """(step, problem -> metrics and "examples") of the run's newest whole-test-split evaluation:
-  O/eval_test.json (mm-evaluate's, or the trainer's final one), else the final records of
-  metrics.jsonl. A run stopped before its end is reported at its evaluated checkpoint."""
+def read_test_evaluation(output_dir: str) -> dict | None:
+  """The content of O/eval_test.json (mm-evaluate's whole-test-split figures), None if absent."""
   path = run_dir.eval_path(output_dir, "test")
-  if os.path.exists(path):
-    content = run_dir.read_json(path)
-    return content["step"], {name: {**entry["metrics"], "examples": entry["examples"]}
-                             for name, entry in content["problems"].items()}
+  return run_dir.read_json(path) if os.path.exists(path) else None
+
+
+def final_figures(evaluated: dict | None, records: Sequence[dict]) -> tuple[int, dict[str, dict]]:
+  """(step, problem -> metrics and "examples") of the run's newest whole-test-split evaluation:
+  `evaluated` (`read_test_evaluation`'s O/eval_test.json), else the final records of
+  metrics.jsonl. A run stopped before its end is reported at its evaluated checkpoint."""
+  if evaluated is not None:
+    return evaluated["step"], {name: {**entry["metrics"], "examples": entry["examples"]}
+                               for name, entry in evaluated["problems"].items()}
   return final_metrics(records)
 
 
-def decoding_words(output_dir: str) -> str:
-  """How the run's final figures were decoded, from O/eval_test.json: 'beam search (beam 4,
-  alpha 0.6)' or 'greedy decoding', and, for an mm-avg-checkpoints checkpoint, which steps it
-  averages. The trainer's own final evaluation (no eval_test.json) is greedy."""
-  path = run_dir.eval_path(output_dir, "test")
-  if not os.path.exists(path):
+def decoding_words(evaluated: dict | None) -> str:
+  """How the run's final figures were decoded, from `evaluated` (`read_test_evaluation`'s
+  O/eval_test.json): 'beam search (beam 4, alpha 0.6)' or 'greedy decoding', and, for an
+  mm-avg-checkpoints checkpoint, which steps it averages. The trainer's own final evaluation (no
+  eval_test.json) is greedy."""
+  if evaluated is None:
     return "greedy decoding (the trainer's final evaluation)"
-  content = run_dir.read_json(path)
-  decoding = content["decoding"]
+  decoding = evaluated["decoding"]
   words = ("greedy decoding" if decoding["beam_size"] == 1 else
            f"beam search (beam {decoding['beam_size']}, alpha {decoding['alpha']:g})")
-  averaged = f"{content.get('checkpoint') or ''}.json"
+  averaged = f"{evaluated.get('checkpoint') or ''}.json"
   if os.path.basename(os.path.dirname(averaged)) == run_dir.AVERAGED_DIR and os.path.exists(averaged):
     steps = run_dir.read_json(averaged)["steps"]
     words += f" of the average of the {len(steps)} checkpoints at steps {', '.join(f'{s:,}' for s in steps)}"
@@ -217,7 +220,8 @@ def write_report(output_dir: str, report_path: str, examples_dir: str | None = N
   metrics = run_dir.read_jsonl(os.path.join(output_dir, run_dir.METRICS_FILE))
   train_log = run_dir.read_jsonl(os.path.join(output_dir, run_dir.TRAIN_LOG_FILE))
   decodes = run_dir.read_jsonl(os.path.join(output_dir, run_dir.DECODES_FILE))
-  step, final = final_figures(output_dir, metrics)
+  evaluated = read_test_evaluation(output_dir)
+  step, final = final_figures(evaluated, metrics)
   drawn = steps_per_problem(train_log)
   declared = {p["name"]: list(PROBLEMS.get(p["name"]).metrics) for p in record["problems"]}
   stem = os.path.splitext(report_path)[0]
@@ -238,7 +242,7 @@ def write_report(output_dir: str, report_path: str, examples_dir: str | None = N
                      if m in final.get(name, {})),
            _format(final.get(name, {}).get("loss", float("nan")))]
           for name, names in declared.items()]
-  words = decoding_words(output_dir)
+  words = decoding_words(evaluated)
   lines += ["Every figure is over the whole test split (the examples column), scored against the "
             f"untruncated references; decoding: {words}. The figures are the run dir's "
             "`eval_test.json` when mm-evaluate wrote one.", ""]
@@ -255,7 +259,7 @@ def write_report(output_dir: str, report_path: str, examples_dir: str | None = N
             f"![dev metrics]({os.path.basename(stem)}_metrics.png)", "", "## Decoded examples", "",
             f"Decodes from the final evaluation (test split; {words}):", ""]
   shown = (_first_decodes(run_dir.read_jsonl(run_dir.decodes_path(output_dir, "test")))
-           if os.path.exists(run_dir.eval_path(output_dir, "test")) else
+           if evaluated is not None else
            [d for d in decodes if d["split"] == "test" and d["step"] == step])
   lines += markdown_table(["problem", "input", "reference", "hypothesis"],
                           [[d["problem"], d["input"], d["reference"], d["hypothesis"]] for d in shown])
