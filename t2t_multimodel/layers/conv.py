@@ -46,11 +46,14 @@ class SeparableConv1D(keras.layers.SeparableConv1D):
       raise ValueError(f"Expected data_format='channels_last'. Received: {self.data_format!r}")
     x = keras.ops.depthwise_conv(inputs, self.depthwise_kernel, strides=self.strides,
                                  padding=self.padding, dilation_rate=self.dilation_rate)  # [B, T', C m]
-    shape = tf.shape(x)
-    y = keras.ops.matmul(tf.reshape(x, [-1, x.shape[-1]]), self.pointwise_kernel[0])  # [B T', F]
+    y = self._pointwise(tf.reshape(x, [-1, x.shape[-1]]))                   # [B T', F]
+    return tf.reshape(y, tf.concat([tf.shape(x)[:2], [self.filters]], axis=0))  # [B, T', F]
+
+  def _pointwise(self, x):
+    """The pointwise half, bias and activation on depthwise outputs x [N, C m] -> [N, F]."""
+    y = keras.ops.matmul(x, self.pointwise_kernel[0])
     if self.use_bias:
       y = y + self.bias
-    y = tf.reshape(y, tf.concat([shape[:2], [self.filters]], axis=0))     # [B, T', F]
     return y if self.activation is None else self.activation(y)
 
   def last_position(self, x):
@@ -69,11 +72,7 @@ class SeparableConv1D(keras.layers.SeparableConv1D):
     multiplier = self.depthwise_kernel.shape[-1]
     depthwise = tf.reduce_sum(window[..., None] * self.depthwise_kernel, axis=1)  # [B, C, m]
     depthwise = tf.reshape(depthwise, [-1, x.shape[-1] * multiplier])    # [B, C m]
-    y = keras.ops.matmul(depthwise, self.pointwise_kernel[0])              # [B, F]
-    if self.use_bias:
-      y = y + self.bias
-    y = y[:, None]                                                         # [B, 1, F]
-    return y if self.activation is None else self.activation(y)
+    return self._pointwise(depthwise)[:, None]                             # [B, 1, F]
 
 
 @SERIALIZABLE
