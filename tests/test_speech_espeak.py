@@ -22,7 +22,7 @@ def test_declaration():
   assert PROBLEM.name == "speech_espeak"
   assert (PROBLEM.input_modality, PROBLEM.target_modality) == ("audio", "symbol")
   assert PROBLEM.command == CommandToken.TO_TRANSCRIPT
-  assert PROBLEM.metrics == ("wer",) and PROBLEM.train_shards == 4
+  assert PROBLEM.metrics == ("wer",) and PROBLEM.train_shards == 16
 
 
 @pytest.mark.parametrize("spoken, transcript", [
@@ -49,7 +49,7 @@ def test_clean_clause_keeps_apostrophes_and_drops_what_espeak_would_misread():
 
 def test_split_sizes_and_disjoint_sentences():
   splits = {split: PROBLEM.transcripts(split) for split in ("train", "dev", "test")}
-  assert {split: len(t) for split, t in splits.items()} == {"train": 3000, "dev": 300, "test": 300}
+  assert {split: len(t) for split, t in splits.items()} == {"train": 12000, "dev": 300, "test": 300}
   everything = list(itertools.chain.from_iterable(splits.values()))
   assert len(set(everything)) == len(everything)  # so train shares no sentence with dev or test
   for transcript in everything:
