@@ -61,6 +61,11 @@ class HParams:
   # (T2T's speech bottom does the same). False is the raw log-mel of runs made before it existed;
   # every named set turns it on.
   audio_normalize: bool = False
+  # The weight of an auxiliary CTC loss on the encoder output of problems with audio inputs,
+  # through the targets' own softmax with PAD as the blank (model/ctc.py; Watanabe et al. 2017's
+  # hybrid CTC/attention): the encoder learns where each token is spoken from the first steps.
+  # Training only; the logged training loss includes it. 0: off.
+  audio_ctc_weight: float = 0.0
   # Regularisation.
   dropout: float = 0.1
   attention_dropout: float = 0.1
@@ -125,6 +130,8 @@ class HParams:
         (0 <= self.audio_time_strides <= self.audio_blocks,
          f"Expected 0 <= `audio_time_strides` <= `audio_blocks`. Received: audio_time_strides="
          f"{self.audio_time_strides}, audio_blocks={self.audio_blocks}"),
+        (self.audio_ctc_weight >= 0,
+         f"Expected `audio_ctc_weight` >= 0. Received: audio_ctc_weight={self.audio_ctc_weight}"),
         (self.num_encoder_blocks >= 1 and self.num_decoder_blocks >= 1,
          f"Expected at least one encoder and one decoder block. Received: num_encoder_blocks="
          f"{self.num_encoder_blocks}, num_decoder_blocks={self.num_decoder_blocks}"),

@@ -6,6 +6,8 @@ every problem.
   class-label targets: encoded --exit flow--> logits [B, C]
   text targets: [command, y_0 .. y_{T-2}] --shared symbol embedding--> mixer + decoder (attending
                 to encoded) --linear--> logits [B, T, V]
+  audio inputs, training, audio_ctc_weight > 0: encoded --the same linear--> an auxiliary CTC loss
+                (model/ctc.py), added with add_loss
 
 The command token (a learned embedding of the problem's CommandToken, 8 values with padding 0)
 is the decoder's first input position, as in the paper; it is also added to every encoder input
@@ -26,6 +28,7 @@ from t2t_multimodel import modalities
 from t2t_multimodel.hparams.base import HParams
 from t2t_multimodel.layers.conv import SERIALIZABLE
 from t2t_multimodel.layers.tracking import CheckpointedCollections
+from t2t_multimodel.model import ctc
 from t2t_multimodel.model.body import Encoder, TargetSide
 from t2t_multimodel.problem import NUM_COMMAND_TOKENS
 from t2t_multimodel.registry import Registry
@@ -97,6 +100,13 @@ class MultiModel(CheckpointedCollections, keras.Model):
   def _autoregressive(self, problem: str) -> bool:
     return modalities.of(self._signature(problem), "targets").autoregressive
 
+  def _ctc_weight(self, problem: str) -> float:
+    """The weight of the auxiliary CTC loss (model/ctc.py) on `problem`'s encoder output: the
+    hparam for audio inputs with token-by-token targets, else 0."""
+    if modalities.of(self._signature(problem), "inputs").name != "audio":
+      return 0.0
+    return self.hp.audio_ctc_weight if self._autoregressive(problem) else 0.0
+
   def _command(self, problem: str, batch_size) -> tf.Tensor:
     ids = tf.fill([batch_size, 1], self._signature(problem)["command"])
     return self.command_embedding(ids)                                     # [B, 1, D]
@@ -112,6 +122,8 @@ class MultiModel(CheckpointedCollections, keras.Model):
     if not self._autoregressive(problem):
       return top.top(encoded, mask=mask, grid=grid)                        # [B, C]
     targets = features["targets"]                                          # [B, T]
+    if training and self._ctc_weight(problem):
+      self.add_loss(self._ctc_weight(problem) * ctc.ctc_loss(top.top(encoded), mask, targets))
     command = tf.cast(self._command(problem, tf.shape(targets)[0]), encoded.dtype)
     shifted = tf.concat([command, top.embed(targets[:, :-1])], axis=1)     # [B, T, D]
     real = tf.not_equal(targets[:, :-1], PAD_ID)                           # [B, T - 1]
