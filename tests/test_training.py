@@ -84,6 +84,10 @@ def test_joint_training_writes_metrics_logs_and_checkpoints(train_data_dir, tiny
       drawn[name] = drawn.get(name, 0) + n
   counts = ProblemSampler(config.rates, config.seed).counts(6)
   assert drawn == {name: n for name, n in counts.items() if n}
+  # The auxiliary losses (here the MoE balancing losses) are logged apart from the cross-entropy.
+  for record in log:
+    assert sorted(record["aux_loss"]) == sorted(record["loss"])
+    assert all(0 < record["aux_loss"][name] < 0.1 * record["loss"][name] for name in record["loss"])
   assert {name: fn.experimental_get_tracing_count() for name, fn in trainer.train_functions.items()} == {
       name: 1 for name in drawn}
   decodes = run_dir.read_jsonl(str(tmp_path / run_dir.DECODES_FILE))

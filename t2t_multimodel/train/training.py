@@ -5,8 +5,9 @@ seed and step), takes the next batch of that problem, and runs that problem's co
 step: one shared model, command tokens, one Adam optimiser for all problems. A train step is
 one tf.function per problem (the problem is a Python-level argument), cached in a dict.
 
-The loss is the problem's label-smoothed cross-entropy plus the MoE balancing losses
-(model.losses). Under a distribution strategy each replica's token loss is divided by the
+The loss is the problem's label-smoothed cross-entropy plus the model's auxiliary losses
+(model.losses: the MoE balancing losses and, for audio inputs with `audio_ctc_weight`, the CTC
+loss); the training log keeps the two apart ("loss" and "aux_loss"). Under a distribution strategy each replica's token loss is divided by the
 global token count of the step, so the replicas' gradients sum to the gradient of the global
 mean; the summed gradient is clipped by its global norm (clip_grad_norm) before Adam applies it.
 The learning rate warms up linearly to its peak, the `learning_rate` hparam, at step
@@ -161,12 +162,12 @@ class Trainer:
       while step < config.train_steps:
         problem = self.sampler.problem_at(step)
         batch = self._next_batch(iterators, problem)
-        loss, dropped = self._train_fn(problem, iterators[problem].element_spec)(batch)
-        loss = float(loss)
+        loss, aux, dropped = self._train_fn(problem, iterators[problem].element_spec)(batch)
+        loss, aux = float(loss), float(aux)
         if not math.isfinite(loss):
           raise TrainingDivergedError(self._diverged_message(loss, step + 1, problem, ckpt))
         step += 1
-        window.add(problem, loss, float(dropped) if self._moe_capacity else None)
+        window.add(problem, loss - aux, aux, float(dropped) if self._moe_capacity else None)
         progress.update(1)
         progress.set_postfix(loss=f"{window.mean():.3f}", problem=problem, refresh=False)
         if step % config.log_every == 0 or step == config.train_steps:
@@ -203,24 +204,26 @@ class Trainer:
       replica_step = functools.partial(self._replica_step, problem=problem)
 
       def train_step(batch):
-        per_replica_loss, per_replica_dropped = self.strategy.run(replica_step, args=(batch,))
-        return (self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica_loss, axis=None),
-                self.strategy.reduce(tf.distribute.ReduceOp.MEAN, per_replica_dropped, axis=None))
+        loss, aux, dropped = self.strategy.run(replica_step, args=(batch,))
+        return (self.strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None),
+                self.strategy.reduce(tf.distribute.ReduceOp.SUM, aux, axis=None),
+                self.strategy.reduce(tf.distribute.ReduceOp.MEAN, dropped, axis=None))
 
       self._train_fns[problem] = tf.function(train_step, input_signature=[batch_spec])
     return self._train_fns[problem]
 
   def _replica_step(self, batch, problem: str):
-    """One replica's part of a step; returns its share of the global mean loss and the mean
-    share of MoE assignments its layers dropped for lack of capacity (0 when none can drop)."""
+    """One replica's part of a step; returns its share of the global mean loss, its share of the
+    auxiliary losses in it, and the mean share of MoE assignments its layers dropped for lack of
+    capacity (0 when none can drop)."""
     context = tf.distribute.get_replica_context()
     with tf.GradientTape() as tape:
       logits = self.model(batch, problem=problem, training=True)
       mean_loss, count = self.model.problem_loss(problem, batch, logits)
       global_count = context.all_reduce(tf.distribute.ReduceOp.SUM, count)
-      loss = mean_loss * count / tf.maximum(global_count, 1.0)
-      if self.model.losses:
-        loss += tf.add_n(self.model.losses) / self.replicas
+      aux = (tf.add_n(self.model.losses) / self.replicas if self.model.losses
+             else tf.constant(0.0))
+      loss = mean_loss * count / tf.maximum(global_count, 1.0) + aux
       scaled_loss = self.optimizer.scale_loss(loss)  # loss * the loss scale (mixed precision)
     dropped = [layer.last_dropped_fraction for layer in self._moe_layers
                if layer.last_dropped_fraction is not None]
@@ -234,7 +237,7 @@ class Trainer:
           grads, self.config.hparams.clip_grad_norm * loss_scale(self.optimizer))
     # The optimizer sums the replicas' gradients again: hand it each replica's share.
     self.optimizer.apply([g / self.replicas for g in grads], [v for _, v in pairs])
-    return loss, dropped
+    return loss, aux, dropped
 
   # --- Data. -------------------------------------------------------------------------------------
 
@@ -317,6 +320,8 @@ class Trainer:
     write_scalar("steps_per_sec", record["steps_per_sec"], step=step)
     for name, value in record["loss"].items():
       write_scalar(f"{name}/loss", value, step=step)
+    for name, value in record["aux_loss"].items():
+      write_scalar(f"{name}/aux_loss", value, step=step)
     for name, value in record.get("moe_dropped", {}).items():
       write_scalar(f"{name}/moe_dropped", value, step=step)
 
@@ -343,17 +348,20 @@ class Trainer:
 
 
 class _LossWindow:
-  """Per-problem training losses (and MoE dropped shares, under the capacity dispatch) since the
-  last log line, and the steps/s over that span."""
+  """Per-problem training losses (the cross-entropy and the auxiliary losses apart, and MoE
+  dropped shares under the capacity dispatch) since the last log line, and the steps/s over that
+  span."""
 
   def __init__(self, step: int):
     self._start_step, self._start_time = step, time.perf_counter()
     self._losses: dict[str, list[float]] = {}
+    self._aux: dict[str, list[float]] = {}
     self._dropped: dict[str, list[float]] = {}
     self._recent: list[float] = []
 
-  def add(self, problem: str, loss: float, dropped: float | None = None) -> None:
+  def add(self, problem: str, loss: float, aux: float, dropped: float | None = None) -> None:
     self._losses.setdefault(problem, []).append(loss)
+    self._aux.setdefault(problem, []).append(aux)
     if dropped is not None:
       self._dropped.setdefault(problem, []).append(dropped)
     self._recent = (self._recent + [loss])[-50:]
@@ -366,8 +374,10 @@ class _LossWindow:
     record = {"step": step,
               "steps_per_sec": (step - self._start_step) / max(now - self._start_time, 1e-9),
               "loss": {name: sum(v) / len(v) for name, v in sorted(self._losses.items())},
+              "aux_loss": {name: sum(v) / len(v) for name, v in sorted(self._aux.items())},
               "steps": {name: len(v) for name, v in sorted(self._losses.items())}}
     if self._dropped:
       record["moe_dropped"] = {name: sum(v) / len(v) for name, v in sorted(self._dropped.items())}
-    self._start_step, self._start_time, self._losses, self._dropped = step, now, {}, {}
+    self._start_step, self._start_time = step, now
+    self._losses, self._aux, self._dropped = {}, {}, {}
     return record
