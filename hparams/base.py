@@ -64,7 +64,7 @@ class HParams:
   # The weight of an auxiliary CTC loss on the encoder output of problems with audio inputs,
   # through the targets' own softmax with PAD as the blank (model/ctc.py; Watanabe et al. 2017's
   # hybrid CTC/attention): the encoder learns where each token is spoken from the first steps.
-  # Training only; the logged training loss includes it. 0: off.
+  # Training only; train_log.jsonl shows it in "aux_loss", apart from the cross-entropy. 0: off.
   audio_ctc_weight: float = 0.0
   # Regularisation.
   dropout: float = 0.1
