@@ -116,24 +116,29 @@ def test_dropout_only_in_training():
 
 def test_step_equals_full_causal_block():
   block = ConvBlock(8, large_kernel_size=5, causal=True)
-  x = tf.random.normal([2, 10, 8])
+  x = tf.random.normal([2, 40, 8])  # longer than the dilated step's context (32): its slots wrap
   full = block(x).numpy()
   cache = block.init_cache(2)
-  assert [c.shape[1] for c in cache] == [2, 2, 4, 32]  # (kernel - 1) * dilation per step
+  # Per step, one buffer of kernel - 1 rows per phase of its dilation: (kernel - 1) * dilation rows.
+  assert [[c.shape[1] for c in slots] for slots in cache] == [[2], [2], [4], [4] * 8]
   step = tf.function(lambda x, cache: block(x, cache=cache))
-  for t in range(10):
+  for t in range(40):
     y, cache = step(x[:, t:t + 1], cache)
     np.testing.assert_allclose(y.numpy()[:, 0], full[:, t], atol=1e-5)
-  y, cache = block(x[:, :4], cache=block.init_cache(2))  # a cache takes several positions too
-  np.testing.assert_allclose(y.numpy(), full[:, :4], atol=1e-5)
-  np.testing.assert_allclose(block(x[:, 4:5], cache=cache)[0].numpy()[:, 0], full[:, 4], atol=1e-5)
+  y, cache = block(x[:, :35], cache=block.init_cache(2))  # a cache takes several positions too
+  np.testing.assert_allclose(y.numpy(), full[:, :35], atol=1e-5)
+  for t in range(35, 40):  # and one at a time after them
+    y, cache = step(x[:, t:t + 1], cache)
+    np.testing.assert_allclose(y.numpy()[:, 0], full[:, t], atol=1e-5)
+  y, _ = block(x[:, 37:], cache=block(x[:, :37], cache=block.init_cache(2))[1])
+  np.testing.assert_allclose(y.numpy(), full[:, 37:], atol=1e-5)
 
 
 def test_only_causal_steps_take_a_cache():
   step = ConvStep(4, 3)
   step.build((None, None, 4))
   with pytest.raises(ValueError, match="causal"):
-    step(tf.ones([1, 2, 4]), cache=tf.zeros([1, 2, 4]))
+    step(tf.ones([1, 2, 4]), cache=[tf.zeros([1, 2, 4])])
 
 
 def test_bad_sizes_are_named():

@@ -1,9 +1,15 @@
 """Convolutional blocks of the MultiModel (paper section 2.1): ConvStep, ConvBlock, ConvRes.
 
 Sequences are [B, T, D]; images [B, H, W, C]; there are no dummy axes. Causal convolutions (the
-target side) pad on the left only. Given a `cache` (a buffer of their last (kernel - 1) * dilation
-inputs, zeros before the first position), the same `call` runs them on the next positions only and
-returns the updated buffer: incremental decoding goes through the code that training runs.
+target side) pad on the left only. Given a `cache` (their last (kernel - 1) * dilation inputs,
+zeros before the first position), the same `call` runs them on the next positions only and returns
+the updated cache: incremental decoding goes through the code that training runs.
+
+A causal step's cache is `dilation` buffers [B, kernel - 1, D], one per phase of the dilation,
+the next position's first: slot j holds the past inputs that position t + j will read, oldest
+first. One new position reads slot 0 and its own input, and the next cache is slots 1.. followed by
+slot 0 shifted by that input: a copy of kernel - 1 rows instead of (kernel - 1) * dilation (112 for
+the paper's 15x1 dilation-8 step), and the rotation of the list is free in a decoding loop.
 """
 
 from __future__ import annotations
@@ -63,15 +69,19 @@ class SeparableConv1D(keras.layers.SeparableConv1D):
     multiply and a sum instead of the convolution op, whose fixed cost (and SpaceToBatch when
     dilated) dominated a cached decoding step of one position.
     """
+    dilation = self.dilation_rate[0]
+    span = (self.kernel_size[0] - 1) * dilation + 1
+    return self.window_output(x[:, -span::dilation])                       # [B, 1, F]
+
+  def window_output(self, window):
+    """The one output whose K inputs (every dilation-th, oldest first) are window [B, K, C] ->
+    [B, 1, F], for a "valid", stride-1 convolution."""
     if self.strides[0] != 1 or self.padding != "valid":
       raise ValueError(f"Expected a 'valid' convolution of stride 1. Received: "
                        f"padding={self.padding!r}, strides={self.strides}")
-    dilation = self.dilation_rate[0]
-    span = (self.kernel_size[0] - 1) * dilation + 1
-    window = x[:, -span::dilation]                                         # [B, K, C]
     multiplier = self.depthwise_kernel.shape[-1]
     depthwise = tf.reduce_sum(window[..., None] * self.depthwise_kernel, axis=1)  # [B, C, m]
-    depthwise = tf.reshape(depthwise, [-1, x.shape[-1] * multiplier])    # [B, C m]
+    depthwise = tf.reshape(depthwise, [-1, window.shape[-1] * multiplier])  # [B, C m]
     return self._pointwise(depthwise)[:, None]                             # [B, 1, F]
 
 
@@ -128,28 +138,43 @@ class ConvStep(CheckpointedCollections, keras.layers.Layer):
     return total // 2, total - total // 2
 
   def call(self, x, padding_mask=None, cache=None):
-    """x [B, T, D] -> [B, T / s, F]; with `cache` (causal only: the past ReLU'd inputs
-    [B, context, D], from `init_cache`), the outputs of the T new positions and the new cache."""
+    """x [B, T, D] -> [B, T / s, F]; with `cache` (causal only: the past ReLU'd inputs as
+    `init_cache`'s per-phase buffers, see the module docstring), the outputs of the T new
+    positions and the new cache."""
     x = tf.nn.relu(apply_mask(x, padding_mask))                             # [B, T, D]
-    if cache is not None or self.causal:
-      if not self.causal:
-        raise ValueError("Only a causal ConvStep runs from a `cache`.")
-      past = self.init_cache(tf.shape(x)[0], x.dtype) if cache is None else cache
+    if cache is not None and not self.causal:
+      raise ValueError("Only a causal ConvStep runs from a `cache`.")
+    if cache is not None and x.shape[1] == 1:                              # one new position
+      window = tf.concat([cache[0], x], axis=1)                            # [B, K, D]
+      return self.norm(self.conv.window_output(window)), list(cache[1:]) + [window[:, 1:]]
+    if self.causal:
+      past = (tf.zeros([tf.shape(x)[0], self.context, x.shape[-1]], x.dtype) if cache is None
+              else self._interleave(cache))                                # [B, context, D]
       x = tf.concat([past, x], axis=1)                                     # [B, context + T, D]
     else:
       left, right = self._padding(tf.shape(x)[1])
       x = tf.pad(x, [[0, 0], [left, right], [0, 0]])                       # [B, T + pad, D]
-    if cache is not None and x.shape[1] == self.context + 1:               # one new position
-      y = self.norm(self.conv.last_position(x))                            # [B, 1, F]
-    else:
-      y = self.norm(self.conv(x))                                          # [B, T / s, F]
+    y = self.norm(self.conv(x))                                            # [B, T / s, F]
     if cache is None:
       return y
-    return y, x[:, tf.shape(x)[1] - self.context:]                         # [B, context, D]
+    return y, self._deinterleave(x[:, tf.shape(x)[1] - self.context:])
 
-  def init_cache(self, batch_size, dtype="float32") -> tf.Tensor:
-    """The zero buffer of a causal step: [B, context, D] (left padding is zeros)."""
-    return tf.zeros([batch_size, self.context, self.input_channels], dtype)
+  def _interleave(self, slots) -> tf.Tensor:
+    """Per-phase buffers (dilation x [B, K - 1, D]) -> the past inputs in time order [B, context, D]:
+    slot j's row i is the input at offset dilation * i + j of the past."""
+    stacked = tf.stack(slots, axis=2)                                      # [B, K - 1, dilation, D]
+    return tf.reshape(stacked, [tf.shape(stacked)[0], self.context, stacked.shape[-1]])
+
+  def _deinterleave(self, past) -> list[tf.Tensor]:
+    """The inverse of `_interleave`: [B, context, D] -> dilation x [B, K - 1, D]."""
+    grid = tf.reshape(past, [tf.shape(past)[0], self.kernel_size - 1, self.dilation_rate,
+                             past.shape[-1]])                              # [B, K - 1, dilation, D]
+    return tf.unstack(grid, axis=2)
+
+  def init_cache(self, batch_size, dtype="float32") -> list[tf.Tensor]:
+    """The zero buffers of a causal step: `dilation` x [B, kernel - 1, D] (left padding is zeros)."""
+    return [tf.zeros([batch_size, self.kernel_size - 1, self.input_channels], dtype)
+            for _ in range(self.dilation_rate)]
 
   def get_config(self):
     return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size,
@@ -210,8 +235,8 @@ class ConvBlock(CheckpointedCollections, keras.layers.Layer):
     y = apply_mask(self.dropout(h4, training=training), padding_mask)
     return y if cache is None else (y, buffers)
 
-  def init_cache(self, batch_size, dtype="float32") -> list[tf.Tensor]:
-    """One zero buffer per ConvStep: [B, (kernel - 1) * dilation, D] each."""
+  def init_cache(self, batch_size, dtype="float32") -> list[list[tf.Tensor]]:
+    """Each ConvStep's zero buffers: dilation x [B, kernel - 1, D]."""
     return [s.init_cache(batch_size, dtype) for s in self.steps]
 
   def get_config(self):
