@@ -10,9 +10,10 @@ The loss is the problem's label-smoothed cross-entropy plus the model's auxiliar
 loss); the training log keeps the two apart ("loss" and "aux_loss"). Under a distribution
 strategy each replica's token loss is divided by the global token count of the step, so the
 replicas' gradients sum to the gradient of the global mean; the summed gradient is clipped by
-its global norm (clip_grad_norm) before Adam applies it. The learning rate warms up linearly to its peak, the `learning_rate` hparam, at step
-`learning_rate_warmup_steps`, then decays as 1/sqrt(step) (optimization.py); with
-`mixed_precision` the model computes in float16 and the loss is scaled dynamically.
+its global norm (clip_grad_norm) before Adam applies it. The learning rate warms up linearly to
+its peak, the `learning_rate` hparam, at step `learning_rate_warmup_steps`, then decays as
+1/sqrt(step) (optimization.py); with `mixed_precision` the model computes in float16 and the loss
+is scaled dynamically.
 
 Evaluation every `eval_every` steps on a fixed, seeded sample of `eval_examples` dev examples per
 problem, and at the end on the whole dev and test splits, written to O/eval_{dev,test}.json as
