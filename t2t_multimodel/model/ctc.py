@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from t2t_multimodel.vocab import PAD_ID
+from t2t_multimodel.vocab import EOS_ID, PAD_ID
 
 
 def ctc_loss(logits, logit_mask, labels):
@@ -27,8 +27,8 @@ def ctc_loss(logits, logit_mask, labels):
     labels: int [B, T], padded with PAD_ID.
 
   An example whose labels cannot be aligned to its positions (CTC needs one position per label and
-  one more between two equal neighbours) adds nothing: its loss and its tokens are left out, so a
-  very fast utterance never makes the loss infinite.
+  one more between two equal neighbours), or that has none, adds nothing: its loss and its tokens
+  are left out, so a very fast utterance never makes the loss infinite.
 
   Example:
     >>> logits = tf.zeros([1, 4, 5])                                    # uniform over 5 classes
@@ -42,12 +42,18 @@ def ctc_loss(logits, logit_mask, labels):
   logit_length = tf.reduce_sum(tf.cast(logit_mask, tf.int32), axis=1)      # [B]
   repeats = tf.reduce_sum(tf.cast(real[:, 1:] & tf.equal(labels[:, 1:], labels[:, :-1]), tf.int32),
                           axis=1)                                          # [B]
-  feasible = label_length + repeats <= logit_length                        # [B]
-  # An infeasible example is scored as the empty sequence (finite), then weighted 0.
-  label_length = tf.where(feasible, label_length, 0)
-  labels = tf.where(feasible[:, None], labels, PAD_ID)
-  per_example = tf.nn.ctc_loss(labels, tf.cast(logits, tf.float32), label_length, logit_length,
-                               logits_time_major=False, blank_index=PAD_ID)  # [B]
+  feasible = (label_length > 0) & (label_length + repeats <= logit_length)  # [B]
+  # Sparse labels select TensorFlow's C++ CTC kernel (dense ones its pure-TF version, a scan over
+  # the positions that made a speech step ~5x slower); PAD entries are dropped, they are not
+  # labels. The kernel refuses an empty or unalignable label sequence, so such an example is
+  # scored as the one label EOS over at least one position (finite), then weighted 0.
+  stand_in = tf.one_hot(tf.zeros_like(label_length), tf.shape(labels)[1], on_value=EOS_ID,
+                        off_value=PAD_ID, dtype=tf.int32)                   # [B, T]: EOS, PAD, ..
+  labels = tf.where(feasible[:, None], labels, stand_in)
+  label_length = tf.where(feasible, label_length, 1)
+  per_example = tf.nn.ctc_loss(tf.sparse.from_dense(labels), tf.cast(logits, tf.float32), None,
+                               tf.maximum(logit_length, 1), logits_time_major=False,
+                               blank_index=PAD_ID)                         # [B]
   weights = tf.cast(feasible, tf.float32)
-  tokens = tf.reduce_sum(tf.cast(label_length, tf.float32))
+  tokens = tf.reduce_sum(tf.cast(label_length, tf.float32) * weights)
   return tf.reduce_sum(per_example * weights) / tf.maximum(tokens, 1.0)
