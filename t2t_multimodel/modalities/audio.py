@@ -86,6 +86,7 @@ class AudioModality(CheckpointedCollections, keras.layers.Layer):
 
 class Audio(Modality):
   name = "audio"
+  timed = True
   client = "file"
   accept = "audio/wav,.wav"
   client_description = "a 16-bit PCM WAV file"

@@ -74,6 +74,8 @@ class Modality:
     autoregressive: as a target, produced token by token by the target side (mixer and decoder,
       with incremental decoding); otherwise in one shot from the encoder output.
     grid: as an input, the bottom returns a 2-D grid (h, w) that a top may fold the body back to.
+    timed: as an input, the bottom's positions run in time order (frames of audio), so text targets
+      can be aligned to them monotonically: the auxiliary CTC loss (`audio_ctc_weight`) applies.
     client: what a client of a served model sends as an input: "text" (a line) or "file" (a
       file's bytes); "" if it cannot be served as an input.
     accept: the file types a web page offers to upload (an HTML `accept` list).
@@ -84,6 +86,7 @@ class Modality:
   text: bool = False
   autoregressive: bool = False
   grid: bool = False
+  timed: bool = False
   client: str = ""
   accept: str = ""
   client_description: str = ""

@@ -102,8 +102,8 @@ class MultiModel(CheckpointedCollections, keras.Model):
 
   def _ctc_weight(self, problem: str) -> float:
     """The weight of the auxiliary CTC loss (model/ctc.py) on `problem`'s encoder output: the
-    hparam for audio inputs with token-by-token targets, else 0."""
-    if modalities.of(self._signature(problem), "inputs").name != "audio":
+    hparam for inputs in time order (audio: `Modality.timed`) with token-by-token targets, else 0."""
+    if not modalities.of(self._signature(problem), "inputs").timed:
       return 0.0
     return self.hp.audio_ctc_weight if self._autoregressive(problem) else 0.0
 
