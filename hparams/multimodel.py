@@ -67,12 +67,12 @@ def multimodel_tiny() -> HParams:
 
 
 def multimodel_small() -> HParams:
-  """The set `make train` uses: 14,000 joint steps on mm8_mini in about 1 h 33 min on 2 quiet CPU
-  cores; peak learning rate 1e-3 at step 800, batches of about 2,048 body positions. It meets 8
-  of the training issue's 14 targets with mm-evaluate's default beam 4 (reports/train.md, run 9,
-  from scratch; 7 in run 8 with 3,000 speech utterances); a 2e-3 peak, more batches for the small
-  problems and batches of 4,096 tokens did not do better (runs 3, 4, 6 and 7 in
-  reports/train_notes.md).
+  """The set `make train` uses: 14,000 joint steps on mm8_mini, about 93 min of training on 2 CPU
+  cores (run 9, ~8 of them shared); peak learning rate 1e-3 at step 800, batches of about 2,048
+  body positions. It meets 8 of the training issue's 14 targets with mm-evaluate's default beam 4
+  (reports/train.md, run 9, from scratch; 7 in run 8 with 3,000 speech utterances); a 2e-3 peak,
+  more batches for the small problems and batches of 4,096 tokens did not do better (runs 3, 4, 6
+  and 7 in reports/train_notes.md).
 
   multimodel_tiny's depth (2 encoder, 1 mixer, 2 decoder blocks) at twice its width, 8 experts,
   batches by tokens (so a batch of short verses holds many, a batch of trees few), and targets up

@@ -26,7 +26,7 @@ is training text of any mm8_mini problem (tests/test_leakage.py).
 Why 12,000 train utterances (3,000 until 2026-12-05): the 3,000 were memorised.
 multimodel_small trained on speech_espeak alone for 1,500 steps reached a
 training loss of 2.9 against a test loss of 5.7 (test WER 0.89, greedy); the
-same run on the first 12,000 ended at training loss ~4.2, test loss 4.5 and
+same run on the first 12,000 ended at training loss 3.9, test loss 4.5 and
 WER 0.79 (reports/train_notes.md, session 14). The clauses are synthesised, so
 growing the set costs only datagen time (~100 s) and disk (~560 MB).
 

@@ -93,7 +93,8 @@ def test_attention_block_step_equals_full():
   targets = tf.random.normal([2, 9, 16])
   full = block(targets, keys, values, bias).numpy()
   cache = block.init_cache(2, max_length=12)
-  assert cache["keys"].shape == (2, 4, 12, 4) and [[b.shape[1] for b in slots] for slots in cache["convs"]] == [[4], [4] * 4]
+  assert cache["keys"].shape == (2, 4, 12, 4)
+  assert [[b.shape[1] for b in slots] for slots in cache["convs"]] == [[4], [4] * 4]  # per phase
   # one call path: `call` with a cache; one trace serves every position
   step = tf.function(lambda x, t, cache: block(x, keys, values, bias, cache=cache, position=t))
   for t in range(9):

@@ -55,15 +55,16 @@ def test_separable_conv_is_keras_separable_conv_with_its_weights(options):
 
 
 @pytest.mark.parametrize("kernel_size, dilation_rate, length", [(3, 1, 3), (15, 8, 113), (5, 2, 20)])
-def test_last_position_is_the_convolutions_last_output(kernel_size, dilation_rate, length):
+def test_window_output_is_the_convolutions_last_output(kernel_size, dilation_rate, length):
   """The cached step's shortcut: one output from the kernel's inputs alone, as the conv op."""
   layer = SeparableConv1D(12, kernel_size, dilation_rate=dilation_rate)
   x = tf.random.normal([3, length, 8])
   layer.build(x.shape)
   layer.set_weights([w + 0.1 * i for i, w in enumerate(layer.get_weights())])
-  np.testing.assert_allclose(layer.last_position(x).numpy(), layer(x)[:, -1:].numpy(), atol=1e-5)
+  window = x[:, -((kernel_size - 1) * dilation_rate + 1)::dilation_rate]  # [B, K, C]
+  np.testing.assert_allclose(layer.window_output(window).numpy(), layer(x)[:, -1:].numpy(), atol=1e-5)
   with pytest.raises(ValueError, match="stride 1"):
-    SeparableConv1D(4, 3, strides=2).last_position(x)
+    SeparableConv1D(4, 3, strides=2).window_output(window)
 
 
 def test_conv_step_is_relu_sepconv_layernorm():

@@ -62,20 +62,13 @@ class SeparableConv1D(keras.layers.SeparableConv1D):
       y = y + self.bias
     return y if self.activation is None else self.activation(y)
 
-  def last_position(self, x):
-    """`call(x)[:, -1:]` of a "valid", stride-1 convolution, from the kernel's inputs alone.
-
-    x [B, T, C] -> [B, 1, F]. One output is a weighted sum over (K - 1) * dilation + 1 inputs: a
-    multiply and a sum instead of the convolution op, whose fixed cost (and SpaceToBatch when
-    dilated) dominated a cached decoding step of one position.
-    """
-    dilation = self.dilation_rate[0]
-    span = (self.kernel_size[0] - 1) * dilation + 1
-    return self.window_output(x[:, -span::dilation])                       # [B, 1, F]
-
   def window_output(self, window):
-    """The one output whose K inputs (every dilation-th, oldest first) are window [B, K, C] ->
-    [B, 1, F], for a "valid", stride-1 convolution."""
+    """The one output of a "valid", stride-1 convolution whose K inputs (every dilation-th, oldest
+    first) are window [B, K, C] -> [B, 1, F].
+
+    A weighted sum over the K inputs: a multiply and a sum instead of the convolution op, whose
+    fixed cost (and SpaceToBatch when dilated) dominated a cached decoding step of one position.
+    """
     if self.strides[0] != 1 or self.padding != "valid":
       raise ValueError(f"Expected a 'valid' convolution of stride 1. Received: "
                        f"padding={self.padding!r}, strides={self.strides}")

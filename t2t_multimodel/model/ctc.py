@@ -45,12 +45,12 @@ def ctc_loss(logits, logit_mask, labels):
   feasible = (label_length > 0) & (label_length + repeats <= logit_length)  # [B]
   # Sparse labels select TensorFlow's C++ CTC kernel (dense ones its pure-TF version, a scan over
   # the positions, under which a speech-only probe on shared cores ran at ~0.55 steps/s); PAD
-  # entries are dropped, they are not labels. The kernel refuses an empty or unalignable label sequence, so such an example is
-  # scored as the one label EOS over at least one position (finite), then weighted 0.
+  # entries are dropped, they are not labels. The kernel refuses an empty or unalignable label
+  # sequence, so such an example is scored as the one label EOS over at least one position
+  # (finite), then weighted 0.
   stand_in = tf.one_hot(tf.zeros_like(label_length), tf.shape(labels)[1], on_value=EOS_ID,
                         off_value=PAD_ID, dtype=tf.int32)                   # [B, T]: EOS, PAD, ..
   labels = tf.where(feasible[:, None], labels, stand_in)
-  label_length = tf.where(feasible, label_length, 1)
   per_example = tf.nn.ctc_loss(tf.sparse.from_dense(labels), tf.cast(logits, tf.float32), None,
                                tf.maximum(logit_length, 1), logits_time_major=False,
                                blank_index=PAD_ID)                         # [B]

@@ -122,8 +122,9 @@ class MultiModel(CheckpointedCollections, keras.Model):
     if not self._autoregressive(problem):
       return top.top(encoded, mask=mask, grid=grid)                        # [B, C]
     targets = features["targets"]                                          # [B, T]
-    if training and self._ctc_weight(problem):
-      self.add_loss(self._ctc_weight(problem) * ctc.ctc_loss(top.top(encoded), mask, targets))
+    ctc_weight = self._ctc_weight(problem) if training else 0.0
+    if ctc_weight:
+      self.add_loss(ctc_weight * ctc.ctc_loss(top.top(encoded), mask, targets))
     command = tf.cast(self._command(problem, tf.shape(targets)[0]), encoded.dtype)
     shifted = tf.concat([command, top.embed(targets[:, :-1])], axis=1)     # [B, T, D]
     real = tf.not_equal(targets[:, :-1], PAD_ID)                           # [B, T - 1]
